@@ -1,0 +1,1 @@
+"""One module per ``liqmap`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""

@@ -1,0 +1,29 @@
+"""``liqmap check``: validate the registry (and report the store's row counts) without building."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import paths, registry
+
+
+def configure(p) -> None:
+    p.add_argument("--assets", type=Path, default=paths.ASSETS_YAML, help="registry file (default: assets.yaml)")
+
+
+def run(args) -> int:
+    try:
+        reg = registry.load(args.assets)
+    except registry.RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{args.assets.name}: {len(reg.assets)} assets OK: {', '.join(a.id for a in reg.assets)}")
+    db = paths.data_paths(args.data_dir).db
+    if db.exists():
+        from ..store import Store
+
+        with Store(db, read_only=True) as s:
+            for row in s.query("table_counts").to_pylist():
+                print(f"  {row['table_name']}: {row['n']} rows")
+    return 0

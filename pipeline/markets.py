@@ -1,0 +1,48 @@
+"""Markets: the unit the model runs on (candles of one instrument + open interest of one instrument).
+
+For a live exchange both come from the same instrument. The bundled sample pairs
+bitFlyer candles with OKX's total BTC open interest, which is said on every page
+built from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import Asset
+
+
+@dataclass(frozen=True)
+class Market:
+    asset: str
+    key: str  # label used in pages and file names: an exchange name, or "sample"
+    candles: tuple[str, str]  # (exchange, instrument)
+    oi: tuple[str, str]
+    is_sample: bool = False
+
+    @property
+    def title(self) -> str:
+        if self.is_sample:
+            return "Sample: bitFlyer FX_BTC_JPY price + OKX total BTC open interest"
+        return f"{self.candles[0].capitalize() if self.candles[0] != 'okx' else 'OKX'} {self.candles[1]}"
+
+
+SAMPLE_MARKET = Market(
+    asset="btc",
+    key="sample",
+    candles=("bitflyer", "FX_BTC_JPY"),
+    oi=("okx", "BTC-TOTAL"),
+    is_sample=True,
+)
+
+
+def markets_for(asset: Asset, stored: set[tuple[str, str]]) -> list[Market]:
+    """The markets of ``asset`` that have stored candles; ``stored`` holds (exchange, instrument) pairs."""
+    out = [
+        Market(asset=asset.id, key=ex, candles=(ex, inst), oi=(ex, inst))
+        for ex, inst in asset.instruments.items()
+        if (ex, inst) in stored
+    ]
+    if asset.id == SAMPLE_MARKET.asset and SAMPLE_MARKET.candles in stored:
+        out.append(SAMPLE_MARKET)
+    return out

@@ -1,0 +1,152 @@
+"""The DuckDB store: schema, transactional idempotent loads, named queries.
+
+All SQL lives in ``sql/``: ``schema/`` (one object per file, applied in order),
+``load/<table>.sql`` (one upsert per table) and ``queries/<name>.sql``
+(parameterised with ``$name`` placeholders). Table and query names are checked
+against the files that exist, so no caller-supplied string reaches SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import paths
+
+TABLES = (
+    "raw_candles",
+    "raw_open_interest",
+    "raw_funding",
+    "raw_liquidations",
+    "raw_source_runs",
+    "raw_fx_rates",
+)
+
+
+@lru_cache(maxsize=None)
+def sql(kind: str, name: str) -> str:
+    """The text of ``sql/<kind>/<name>.sql``; only existing files, never a built string."""
+    folder = paths.SQL_DIR / kind
+    allowed = {p.stem: p for p in folder.glob("*.sql")}
+    if name not in allowed:
+        raise KeyError(f"no SQL file {kind}/{name}.sql")
+    return allowed[name].read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    received: int
+    inserted: int  # rows whose key was new
+    changed: int  # rows whose key existed (replaced by the new values)
+
+
+class Store:
+    """One DuckDB database file. Use as a context manager."""
+
+    def __init__(self, db_path: Path, read_only: bool = False):
+        self.path = Path(db_path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        self.con.execute("SET TimeZone = 'UTC'").fetchall()
+        if not read_only:
+            self.ensure_schema()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def ensure_schema(self) -> None:
+        for f in sorted((paths.SQL_DIR / "schema").glob("*.sql")):
+            self.con.execute(f.read_text(encoding="utf-8")).fetchall()
+
+    # -- writes -----------------------------------------------------------
+    def upsert(self, table: str, rows: pa.Table | dict) -> LoadResult:
+        """Load ``rows`` into ``table`` in one transaction; re-loading the same rows changes nothing.
+
+        Rows violating the schema (NULL keys, CHECK constraints) abort the whole
+        batch: nothing half-written reaches the store.
+        """
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}")
+        if isinstance(rows, dict):
+            rows = pa.table(rows)
+        if rows.num_rows == 0:
+            return LoadResult(table, 0, 0, 0)
+        keys = self._key_columns(table)
+        self.con.begin()
+        try:
+            self.con.register("staging", rows)
+            # Count key matches before writing so the result says what changed.
+            existing = self._count_existing(table, keys)
+            before = self.count(table)
+            self.con.execute(sql("load", table)).fetchall()
+            after = self.count(table)
+            self.con.unregister("staging")
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            try:
+                self.con.unregister("staging")
+            except Exception:  # pragma: no cover - already unregistered
+                pass
+            raise
+        return LoadResult(table, rows.num_rows, after - before, existing)
+
+    def _key_columns(self, table: str) -> list[str]:
+        cols = self.con.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+            [table],
+        ).fetchall()[0]
+        return list(cols[0])
+
+    def _count_existing(self, table: str, keys: list[str]) -> int:
+        # Identifiers come from duckdb's own catalogue and TABLES, never from input.
+        on = " AND ".join(f's."{k}" = t."{k}"' for k in keys)
+        return self.con.execute(f'SELECT count(*) FROM staging s JOIN "{table}" t ON {on}').fetchall()[0][0]
+
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}")
+        return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+
+    # -- reads ------------------------------------------------------------
+    def query(self, name: str, **params) -> pa.Table:
+        """Run ``sql/queries/<name>.sql`` with named parameters; return an Arrow table."""
+        return self.con.sql(sql("queries", name), params=params or None).to_arrow_table()
+
+    def arrays(self, name: str, **params) -> dict[str, np.ndarray]:
+        """Like :meth:`query`, as a dict of numpy arrays (NULL -> NaN for numbers)."""
+        tbl = self.query(name, **params)
+        out = {}
+        for col in tbl.column_names:
+            arr = tbl.column(col)
+            if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+                if arr.null_count and not pa.types.is_floating(arr.type):
+                    arr = arr.cast(pa.float64())
+                out[col] = arr.to_numpy(zero_copy_only=False)
+                if arr.null_count:
+                    out[col] = np.where(np.asarray(arr.is_null()), np.nan, out[col].astype(float))
+            else:
+                out[col] = np.asarray(arr.to_pylist(), dtype=object)
+        return out
+
+    def is_empty(self) -> bool:
+        return all(self.count(t) == 0 for t in ("raw_candles", "raw_open_interest"))
+
+
+def open_store(data_dir=None, read_only: bool = False) -> Store:
+    return Store(paths.data_paths(data_dir).db, read_only=read_only)
