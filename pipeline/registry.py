@@ -78,8 +78,10 @@ class ModelSettings(_Strict):
     entry_price: Literal["close", "typical"] = "typical"
     fade_half_life_hours: Annotated[float, Field(gt=0)] | None = None
     position_notional_usd: Annotated[float, Field(gt=0)] = 10_000.0
+    candle_tilt: Annotated[float, Field(ge=0, le=0.5)] = 0.25
+    oi_change: Literal["base", "usd"] = "base"
 
-    @field_validator("fade_half_life_hours", "position_notional_usd", mode="before")
+    @field_validator("fade_half_life_hours", "position_notional_usd", "candle_tilt", mode="before")
     @classmethod
     def _int_ok(cls, v):
         return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
