@@ -1,0 +1,36 @@
+"""``liqmap export``: write the store's raw tables as Parquet history partitions.
+
+Only partitions whose content changed are rewritten, and the changed files are
+listed, so the publish workflow commits to the ``data`` branch only when
+something new was collected.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def configure(p) -> None:
+    p.add_argument("--to", type=Path, default=None,
+                   help="history directory (default: <data dir>/history)")
+
+
+def run(args) -> int:
+    from .. import history, paths
+    from ..store import Store
+
+    dp = paths.data_paths(args.data_dir)
+    dest = args.to if args.to is not None else dp.history
+    if not dp.db.exists():
+        print(f"no store at {dp.db}: nothing to export", file=sys.stderr)
+        return 1
+    with Store(dp.db, read_only=True) as store:
+        report = history.export(store, dest)
+    for path in report.changed:
+        print(f"changed {path.relative_to(report.root)}")
+    rows = ", ".join(f"{t} {n}" for t, n in report.rows.items())
+    print(f"history {report.root}: {len(report.changed)} partitions written, {report.unchanged} unchanged ({rows} rows)")
+    for err in report.errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if report.errors else 0

@@ -1,0 +1,203 @@
+"""History partitions: export -> restore is lossless, re-export is byte-stable, names are validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import cli, history
+from pipeline.store import TABLES, Store, sql
+
+T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
+
+
+def _ts(minutes: int) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=minutes)
+
+
+def _fill(store: Store) -> None:
+    """Rows in every raw table, several partitions, NULLs wherever the schema allows them."""
+    n = 5
+    for ex, inst, quote in (("okx", "BTC-USDT-SWAP", "USDT"), ("bitflyer", "FX_BTC_JPY", "JPY")):
+        store.upsert("raw_candles", {
+            "exchange": [ex] * n, "instrument": [inst] * n, "interval_s": [60] * n,
+            "ts": [_ts(i) for i in range(n)],
+            "open": [100.0 + i for i in range(n)], "high": [101.5 + i for i in range(n)],
+            "low": [99.25 + i for i in range(n)], "close": [100.125 + i for i in range(n)],
+            "volume": [1.0, None, 3.0, 0.1 + 0.2, 5.0],  # 0.30000000000000004 must survive exactly
+            "taker_buy_volume": [None, 0.5, None, None, 1e-12],
+            "quote": [quote] * n,
+        })
+        store.upsert("raw_open_interest", {
+            "exchange": [ex] * 3, "instrument": [inst] * 3, "ts": [_ts(0), _ts(1), _ts(3)],
+            "oi_base": [None, 12.5, 13.0], "oi_usd": [1.5e9, None, 1.6e9],
+        })
+    store.upsert("raw_funding", {
+        "exchange": ["okx"] * 2, "instrument": ["BTC-USDT-SWAP"] * 2, "ts": [_ts(-60), _ts(420)], "rate": [0.0001, -2.5e-5],
+    })
+    store.upsert("raw_liquidations", {
+        "exchange": ["okx"] * 3, "instrument": ["BTC-USDT-SWAP"] * 3, "ts": [_ts(1), _ts(1), _ts(2)],
+        "side": ["long", "short", "long"], "price": [100.0, 100.0, 99.5], "size_base": [0.5, 0.5, 2.0],
+        "notional_usd": [50.0, 50.0, 199.0],
+    })
+    store.upsert("raw_source_runs", {
+        "run_id": ["r1", "r1"], "asset": ["btc", "btc"], "exchange": ["okx", "okx"],
+        "instrument": ["BTC-USDT-SWAP"] * 2, "dataset": ["candles", "liquidations"],
+        "started_at": [_ts(0), _ts(0)], "finished_at": [_ts(1), _ts(1)], "status": ["ok", "error"],
+        "requests": [3, 1], "rows_received": [5, 0], "rows_stored": [5, 0], "rows_rejected": [0, 0],
+        "message": [None, "HTTP 451: unavailable in this region"],
+    })
+    store.upsert("raw_fx_rates", {"quote": ["JPY"], "usd_per_unit": [1 / 156.46], "source": ["test"]})
+
+
+def _dump(store: Store) -> dict[str, pa.Table]:
+    out = {}
+    for t in TABLES:
+        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
+        out[t] = tbl.drop_columns(["_date"]) if "_date" in tbl.column_names else tbl
+    return out
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "a.duckdb")
+    _fill(s)
+    yield s
+    s.close()
+
+
+def test_keys_match_the_schema(filled: Store):
+    for t in TABLES:
+        assert tuple(filled._key_columns(t)) == history.KEYS[t]
+
+
+def test_round_trip_is_lossless(filled: Store, tmp_path: Path):
+    dest = tmp_path / "history"
+    rep = history.export(filled, dest)
+    assert not rep.errors and rep.unchanged == 0
+    assert (dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet").is_file()
+    assert (dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet").is_file()
+    assert (dest / "raw_fx_rates/part.parquet").is_file()
+    assert len(rep.changed) == len(list(dest.rglob("part.parquet")))
+
+    with Store(tmp_path / "b.duckdb") as fresh:
+        r1 = history.restore(fresh, dest)
+        assert r1.rows == {t: filled.count(t) for t in TABLES}
+        before, after = _dump(filled), _dump(fresh)
+        for t in TABLES:
+            assert after[t].equals(before[t]), t
+        assert after["raw_candles"].column("volume").to_pylist()[3] == 0.1 + 0.2
+        assert after["raw_source_runs"].column("message").null_count == 1
+        # Idempotent: a second restore adds nothing and changes nothing.
+        r2 = history.restore(fresh, dest)
+        assert sum(r2.inserted.values()) == 0
+        for t in TABLES:
+            assert _dump(fresh)[t].equals(before[t])
+
+
+def test_reexport_of_unchanged_data_changes_no_bytes(filled: Store, tmp_path: Path):
+    dest = tmp_path / "history"
+    history.export(filled, dest)
+    first = _files(dest)
+    mtimes = {p: p.stat().st_mtime_ns for p in dest.rglob("part.parquet")}
+    rep = history.export(filled, dest)
+    assert rep.changed == [] and rep.unchanged == len(first)
+    assert _files(dest) == first
+    assert {p: p.stat().st_mtime_ns for p in dest.rglob("part.parquet")} == mtimes  # not even rewritten
+
+    # Restoring into a new store and exporting from it reproduces the same bytes.
+    with Store(tmp_path / "c.duckdb") as other:
+        history.restore(other, dest)
+        assert history.export(other, dest).changed == []
+
+    # A new candle on one day rewrites exactly that partition.
+    filled.upsert("raw_candles", {
+        "exchange": ["okx"], "instrument": ["BTC-USDT-SWAP"], "interval_s": [60], "ts": [_ts(10)],
+        "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [None], "taker_buy_volume": [None],
+        "quote": ["USDT"],
+    })
+    rep = history.export(filled, dest)
+    assert [str(p.relative_to(dest)) for p in rep.changed] == [
+        "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet"
+    ]
+
+
+def test_export_never_drops_rows_the_store_lacks(filled: Store, tmp_path: Path):
+    dest = tmp_path / "history"
+    history.export(filled, dest)
+    part = dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet"
+    n_before = pq.read_table(part).num_rows
+    # A fresh cache that only holds one newer candle of that day (e.g. a short collection window).
+    with Store(tmp_path / "d.duckdb") as partial:
+        partial.upsert("raw_candles", {
+            "exchange": ["okx"], "instrument": ["BTC-USDT-SWAP"], "interval_s": [60], "ts": [_ts(30)],
+            "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [1.0], "taker_buy_volume": [None],
+            "quote": ["USDT"],
+        })
+        rep = history.export(partial, dest)
+    assert rep.changed == [part]
+    merged = pq.read_table(part)
+    assert merged.num_rows == n_before + 1
+    ts = merged.column("ts").to_pylist()
+    assert ts == sorted(ts)
+
+
+@pytest.mark.parametrize("exchange,instrument", [("../evil", "BTC"), ("okx", "../../etc"), ("okx", "a/b"),
+                                                   ("OKX", "BTC"), ("okx", ".hidden")])
+def test_unsafe_names_are_rejected(tmp_path: Path, exchange: str, instrument: str):
+    with pytest.raises(history.HistoryError):
+        history.partition_path(tmp_path, "raw_funding", exchange, instrument, "2026-09-21")
+    with Store(tmp_path / "e.duckdb") as s:
+        s.upsert("raw_funding", {"exchange": [exchange, "okx"], "instrument": [instrument, "BTC-USDT-SWAP"],
+                                 "ts": [_ts(0), _ts(0)], "rate": [0.1, 0.2]})
+        dest = tmp_path / "out" / "history"
+        rep = history.export(s, dest)
+    assert len(rep.errors) == 1 and "unsafe" in rep.errors[0]
+    # The safe row was exported; nothing was created anywhere else.
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("part.parquet")] == [
+        Path("out/history/raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet")
+    ]
+
+
+def test_restore_rejects_misplaced_rows_and_unknown_folders(filled: Store, tmp_path: Path):
+    dest = tmp_path / "history"
+    history.export(filled, dest)
+    src = dest / "raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet"
+    wrong = dest / "raw_funding/exchange=okx/instrument=ETH-USDT-SWAP/date=2026-09-21/part.parquet"
+    wrong.parent.mkdir(parents=True)
+    wrong.write_bytes(src.read_bytes())
+    with Store(tmp_path / "f.duckdb") as s, pytest.raises(history.HistoryError, match="another exchange"):
+        history.restore(s, dest)
+    wrong.unlink()
+    odd = dest / "raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/part.parquet"
+    odd.write_bytes(src.read_bytes())
+    with Store(tmp_path / "g.duckdb") as s, pytest.raises(history.HistoryError, match="unexpected"):
+        history.restore(s, dest)
+
+
+def test_cli_export_and_restore(filled: Store, tmp_path: Path, capsys):
+    filled.close()
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "a.duckdb").rename(data / "liqmap.duckdb")
+    assert cli.main(["--data-dir", str(data), "export"]) == 0
+    out = capsys.readouterr().out
+    assert "changed raw_candles/exchange=okx/" in out
+    assert cli.main(["--data-dir", str(data), "export"]) == 0
+    out = capsys.readouterr().out
+    assert "0 partitions written" in out and not any(line.startswith("changed ") for line in out.splitlines())
+    other = tmp_path / "other"
+    assert cli.main(["--data-dir", str(other), "restore", "--from", str(data / "history")]) == 0
+    assert "restored" in capsys.readouterr().out
+    with Store(other / "liqmap.duckdb", read_only=True) as s:
+        assert s.count("raw_candles") == 10
+    # No history yet (first run of the workflow) is not an error.
+    assert cli.main(["--data-dir", str(tmp_path / "empty"), "restore"]) == 0
