@@ -1,0 +1,503 @@
+"""``build()``: store -> model -> charts, key levels -> Markdown pages -> ``mkdocs build --strict``.
+
+Steps: open the store (loading the bundled sample when it is empty); for every
+registry asset, run the model once per market over the full stored history,
+aggregate the markets' level books on one USD price axis per timeframe, find
+key levels, render specs (JSON next to the pages) and Markdown from the Jinja
+templates in ``site/templates`` into ``paths.DOCS_OUT``, copy ``site/static``
+and run MkDocs. Pure computation lives in model/levels/charts; this module is
+the I/O around them.
+
+Timeframes: a window is drawn only if the stored history covers it, plus the
+first window longer than the history (marked "partial"; it shows all data), so
+even a short history gets one tab. Every window shares one model run per
+market: a window changes the time span, price range and bin width drawn, not
+the positions in the book.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import charts, levels, model, paths, registry
+from .markets import Market, markets_for
+from .sample import JPY_PER_USD
+from .store import open_store
+
+try:  # PUBLISH helper's module; the build works without it.
+    from . import snapshot
+except ImportError:  # pragma: no cover - depends on which helpers have shipped
+    snapshot = None
+
+MAX_COLS = 1000
+# Price padding around the window's low/high per timeframe (fraction of price):
+# longer windows show farther (lower-leverage) levels.
+PRICE_PAD = {"12h": 0.05, "24h": 0.06, "3d": 0.08, "1w": 0.10, "2w": 0.12, "1M": 0.15, "3M": 0.2, "6M": 0.25, "1y": 0.3}
+TOP_CLUSTERS = 5
+LIQ_MAP_BINS = 120
+LIQ_MAP_MAX_PCT = 0.35  # the liquidation map never spans more than +-35 % around the price
+DOCS_MARKER = ".liqmap-docs"  # marks a docs dir as generated, so rebuilding may wipe it
+
+
+@dataclass
+class TimeframeView:
+    name: str
+    label: str
+    partial: bool
+    t0_ms: int
+    t1_ms: int
+    col_end_ms: np.ndarray
+    price_edges: np.ndarray
+    grid: np.ndarray  # (2, m, k): [0] long levels, [1] short levels, USD
+    price_ms: np.ndarray
+    price_close: np.ndarray
+    clusters: list[levels.Cluster]
+    spec_file: str = ""
+    spec_bytes: int = 0
+    png_bytes: int = 0
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace("M", "mo").lower()
+
+
+@dataclass
+class AssetView:
+    """Everything one asset page shows (also what snapshot writing persists)."""
+
+    asset: registry.Asset
+    markets: list[Market] = field(default_factory=list)
+    price: float = math.nan
+    price_time_ms: int = 0
+    first_ms: int = 0
+    timeframes: list[TimeframeView] = field(default_factory=list)
+    book: dict = field(default_factory=dict)  # concatenated market books + "market" labels
+    liq_map_file: str = ""
+    liq_map_bytes: int = 0
+    freshness: list[dict] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    sample: dict | None = None  # banner facts when built from the bundled sample
+    error: str = ""
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.timeframes)
+
+    @property
+    def reference(self) -> TimeframeView | None:
+        """The widest window: its top clusters feed the home page."""
+        return self.timeframes[-1] if self.timeframes else None
+
+
+@dataclass
+class BuildReport:
+    docs_dir: Path
+    site_dir: Path
+    pages: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    assets: dict[str, AssetView] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        t = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
+        return f"{len(self.pages)} pages -> {self.site_dir} ({t}); {len(self.warnings)} warning(s)"
+
+
+# -- model + aggregation ---------------------------------------------------------
+def _windows(asset: registry.Asset, first_ms: int, last_ms: int, candle_ms: int) -> list[tuple[str, bool]]:
+    span = last_ms + candle_ms - first_ms  # the last candle covers [last_ms, last_ms + candle_ms)
+    tfs = sorted(asset.timeframes, key=registry.TIMEFRAMES_MS.__getitem__)
+    full = [(tf, False) for tf in tfs if registry.TIMEFRAMES_MS[tf] <= span]
+    longer = [tf for tf in tfs if registry.TIMEFRAMES_MS[tf] > span]
+    return full + ([(longer[0], True)] if longer else [])
+
+
+def _hours(ms: int) -> str:
+    h = ms / 3_600_000
+    return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} days"
+
+
+def _run_market(store, asset, params, mk: Market) -> dict | None:
+    c = store.arrays("market_candles", exchange=mk.candles[0], instrument=mk.candles[1], since_ms=0)
+    if c["time_ms"].size == 0:
+        return None
+    o = store.arrays("market_open_interest", exchange=mk.oi[0], instrument=mk.oi[1], since_ms=0)
+    t = c["time_ms"].astype(np.int64)
+    oi = model.align_oi(t, o["time_ms"], o["oi_usd"]) if o["time_ms"].size else np.full(t.shape, np.nan)
+    res = model.run(
+        t, c["open"], c["high"], c["low"], c["close"], oi, params,
+        volume=c["volume"], taker_buy_volume=c["taker_buy_volume"],
+    )
+    return {
+        "market": mk, "candles": c, "result": res, "candle_ms": int(np.nanmax(c["interval_s"])) * 1000,
+        "oi_last_ms": int(o["time_ms"].max()) if o["time_ms"].size else None, "oi_first_ms":
+        int(o["time_ms"].min()) if o["time_ms"].size else None,
+    }
+
+
+def _view(store, reg, asset, stored, status_rows) -> AssetView:
+    view = AssetView(asset=asset)
+    view.sources = [r for r in status_rows if r["asset"] == asset.id]
+    view.markets = markets_for(asset, stored)
+    if not view.markets:
+        return view
+    params = model.ModelParams.from_asset(asset, reg.settings_for(asset))
+    runs = [r for r in (_run_market(store, asset, params, mk) for mk in view.markets) if r]
+    if not runs:
+        return view
+    # The price line comes from the market with the most recent candle (live markets win ties).
+    primary = max(runs, key=lambda r: (int(r["candles"]["time_ms"][-1]), not r["market"].is_sample))
+    pc = primary["candles"]
+    last_ms = max(int(r["candles"]["time_ms"][-1]) for r in runs)
+    first_ms = min(int(r["candles"]["time_ms"][0]) for r in runs)
+    candle_ms = max(r["candle_ms"] for r in runs)
+    view.price = float(pc["close"][-1])
+    view.price_time_ms = int(pc["time_ms"][-1])
+    view.first_ms = first_ms
+
+    for r in runs:
+        mk, c = r["market"], r["candles"]
+        view.freshness.append({
+            "market": mk.title, "key": mk.key, "first_ms": int(c["time_ms"][0]), "last_ms": int(c["time_ms"][-1]),
+            "candles": int(c["time_ms"].size), "candle_s": r["candle_ms"] // 1000,
+            "oi_first_ms": r["oi_first_ms"], "oi_last_ms": r["oi_last_ms"],
+        })
+        if mk.is_sample:
+            view.sample = {
+                "first_ms": int(c["time_ms"][0]), "last_ms": int(c["time_ms"][-1]),
+                "jpy_per_usd": JPY_PER_USD, "oi_first_ms": r["oi_first_ms"], "oi_last_ms": r["oi_last_ms"],
+            }
+
+    clusters_by_tf: dict[str, list[levels.Cluster]] = {}
+    for tf, partial in _windows(asset, first_ms, last_ms, candle_ms):
+        t0 = first_ms if partial else max(first_ms, last_ms - registry.TIMEFRAMES_MS[tf] + candle_ms)
+        ends = model.time_columns(t0, last_ms, MAX_COLS, candle_ms)
+        lows, highs = [], []
+        for r in runs:
+            c = r["candles"]
+            w = (c["time_ms"] >= t0) & (c["time_ms"] <= last_ms)
+            if w.any():
+                lows.append(np.nanmin(c["low"][w]))
+                highs.append(np.nanmax(c["high"][w]))
+        pad = PRICE_PAD.get(tf, 0.1)
+        lo, hi = min(lows) * (1 - pad), max(highs) * (1 + pad)
+        edges = np.linspace(lo, hi, asset.price_bins + 1)
+        grid = sum(r["result"].grid(ends, edges) for r in runs)
+        idx = np.searchsorted(pc["time_ms"], ends, side="left") - 1
+        ok = idx >= 0
+        found = levels.find_clusters(grid[:, -1, :].sum(axis=0), edges, view.price, top=TOP_CLUSTERS)
+        clusters_by_tf[tf] = found
+        label = f"{tf} (partial: {_hours(last_ms + candle_ms - t0)})" if partial else tf
+        view.timeframes.append(TimeframeView(
+            name=tf, label=label, partial=partial, t0_ms=t0, t1_ms=int(ends[-1]), col_end_ms=ends,
+            price_edges=edges, grid=grid, price_ms=ends[ok], price_close=pc["close"][idx[ok]], clusters=found,
+        ))
+    scored = levels.confluence(clusters_by_tf)
+    for tv in view.timeframes:
+        tv.clusters = scored[tv.name]
+
+    books = []
+    for r in runs:
+        b = r["result"].book()
+        b["market"] = np.array([r["market"].key] * b["price"].size, dtype=object)
+        books.append(b)
+    view.book = {k: np.concatenate([b[k] for b in books]) for k in books[0]}
+    return view
+
+
+def _liq_range(book: dict, price: float) -> tuple[float, float]:
+    p, v = book.get("price", np.empty(0)), book.get("notional_usd", np.empty(0))
+    ok = np.isfinite(p) & (v > 0) & (p > 0)
+    lo, hi = price * (1 - 0.1), price * (1 + 0.1)
+    if ok.any():
+        order = np.argsort(p[ok])
+        cw = np.cumsum(v[ok][order]) / v[ok].sum()
+        ps = p[ok][order]
+        lo = min(lo, float(ps[np.searchsorted(cw, 0.005)]) * 0.98)
+        hi = max(hi, float(ps[min(np.searchsorted(cw, 0.995), ps.size - 1)]) * 1.02)
+    return max(lo, price * (1 - LIQ_MAP_MAX_PCT)), min(hi, price * (1 + LIQ_MAP_MAX_PCT))
+
+
+# -- pages ------------------------------------------------------------------------
+def _env():
+    import jinja2
+    from markupsafe import Markup, escape
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(paths.TEMPLATES)),
+        autoescape=True,  # every value is HTML-escaped, Markdown or not
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+    def md(value) -> Markup:
+        # HTML-escape, then neutralise Markdown punctuation so a name cannot format the page.
+        s = str(escape(value))
+        for ch in "\\`*_[]|#":
+            s = s.replace(ch, "\\" + ch)
+        return Markup(s)
+
+    def usd(x, price=None) -> str:
+        if x is None or not math.isfinite(x):
+            return "–"
+        ref = abs(price if price is not None else x)
+        return f"${x:,.0f}" if ref >= 1000 else f"${x:,.2f}" if ref >= 10 else f"${x:,.4f}"
+
+    def money(x) -> str:
+        if x is None or not math.isfinite(x):
+            return "–"
+        for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if abs(x) >= div:
+                return f"${x / div:,.2f}{suf}"
+        return f"${x:,.0f}"
+
+    def pct(x) -> str:
+        return "–" if x is None or not math.isfinite(x) else f"{x:+.2f} %"
+
+    def when(ms) -> str:
+        return "–" if ms is None else charts.fmt_time(ms)
+
+    def ts(value) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M UTC")
+        return str(value)
+
+    env.filters.update(md=md, usd=usd, money=money, pct=pct, when=when, ts=ts)
+    return env
+
+
+def _methodology_context(reg: registry.Registry) -> dict:
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(model.ModelParams) if f.default is not dataclasses.MISSING}
+    rows = []
+    for a in reg.assets:
+        s = reg.settings_for(a)
+        p = model.ModelParams.from_asset(a, s)
+        mmr, cum = p.bracket
+        tiers, c = [], 0.0
+        for i, t in enumerate(a.mmr_tiers):
+            if i:
+                c += t.from_usd * (t.mmr - a.mmr_tiers[i - 1].mmr)
+            tiers.append({"from_usd": t.from_usd, "mmr": t.mmr, "cum": c})
+        f = p.price_factors()
+        lev = [{"leverage": L, "weight": w, "long_pct": (f[0, i] - 1) * 100, "short_pct": (f[1, i] - 1) * 100}
+               for i, (L, w) in enumerate(zip(p.leverage, p.weights))]
+        rows.append({"asset": a, "settings": s, "params": p, "mmr": mmr, "cum": cum, "tiers": tiers, "leverage": lev})
+    # Registry settings win; fields the registry does not (yet) carry show the model's default.
+    current = {k: getattr(reg.model, k, v) for k, v in defaults.items()}
+    return {
+        "assets": rows, "defaults": defaults, "current": current, "registry_defaults": reg.model, "pads": PRICE_PAD,
+        "vmax_pct": charts.VMAX_PERCENTILE, "hot_quantile": levels.HOT_QUANTILE, "top": TOP_CLUSTERS,
+        "jpy_per_usd": JPY_PER_USD, "max_cols": MAX_COLS, "timeframes": registry.TIMEFRAMES_MS,
+        "liq_bins": LIQ_MAP_BINS, "liq_max_pct": LIQ_MAP_MAX_PCT * 100,
+    }
+
+
+def _prepare_docs(docs: Path) -> None:
+    if docs.exists():
+        if not (docs / DOCS_MARKER).exists() and any(docs.iterdir()):
+            raise RuntimeError(f"{docs} is not empty and was not generated by liqmap; refusing to delete it")
+        shutil.rmtree(docs)
+    docs.mkdir(parents=True)
+    (docs / DOCS_MARKER).write_text("generated by liqmap build; deleted on every build\n")
+    shutil.copytree(paths.SITE_STATIC, docs / "static")
+
+
+def _write_json(path: Path, spec: dict) -> int:
+    text = json.dumps(spec, separators=(",", ":"), allow_nan=False)
+    path.write_text(text, encoding="utf-8")
+    return len(text.encode())
+
+
+def _render_asset_charts(view: AssetView, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = view.asset.name
+    for tv in view.timeframes:
+        spec = charts.heatmap_spec(
+            tv.grid.sum(axis=0), tv.col_end_ms, tv.price_edges, tv.price_ms, tv.price_close,
+            title=f"{name}: estimated liquidation levels, {tv.label}",
+        )
+        url = spec["datasets"]["image"][0]["url"]
+        tv.png_bytes = len(url.split(",", 1)[1]) * 3 // 4
+        tv.spec_file = f"heatmap-{tv.slug}.json"
+        tv.spec_bytes = _write_json(folder / tv.spec_file, spec)
+    lo, hi = _liq_range(view.book, view.price)
+    spec = charts.liquidation_map_spec(
+        view.book, view.price, lo, hi, bins=LIQ_MAP_BINS, title=f"{name}: liquidation map (current level book)"
+    )
+    view.liq_map_file = "liquidation-map.json"
+    view.liq_map_bytes = _write_json(folder / view.liq_map_file, spec)
+
+
+def _snapshot_tables(view: AssetView) -> dict:
+    """Tables the snapshot module persists: key levels per window, the level book, the windows."""
+    import pyarrow as pa
+
+    lv = [dict(timeframe=tv.name, partial=tv.partial, **{k: getattr(c, k) for k in (
+        "side", "price_low", "price_high", "notional_usd", "distance_pct", "rank", "confluence")})
+        for tv in view.timeframes for c in tv.clusters]
+    windows = [{"timeframe": tv.name, "partial": tv.partial, "t0_ms": tv.t0_ms, "t1_ms": tv.t1_ms,
+                "columns": int(tv.col_end_ms.size), "price_low": float(tv.price_edges[0]),
+                "price_high": float(tv.price_edges[-1]), "bins": int(tv.price_edges.size - 1)}
+               for tv in view.timeframes]
+    book = {k: (v.tolist() if v.dtype == object else v) for k, v in view.book.items()}
+    return {"levels": pa.Table.from_pylist(lv), "book": pa.table(book), "windows": pa.Table.from_pylist(windows)}
+
+
+def _mkdocs(docs: Path, site: Path, strict: bool, warnings: list[str], nav: list) -> None:
+    # A generated config inherits mkdocs.yml and adds what only the build knows: the
+    # docs dir (tests build elsewhere) and the nav (assets in registry order, archive).
+    import yaml
+
+    cfg = docs.parent / f"{docs.name}.mkdocs.yml"
+    cfg.write_text(yaml.safe_dump({
+        "INHERIT": str(paths.MKDOCS_YML), "docs_dir": str(docs.resolve()), "site_dir": str(site.resolve()),
+        "theme": {"name": "material", "custom_dir": str(paths.SITE_OVERRIDES)}, "nav": nav,
+    }, sort_keys=False, allow_unicode=True))
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--clean", "-q", "-f", str(cfg), "-d", str(site)]
+    if strict:
+        cmd.insert(4, "--strict")
+    # Material prints a banner about MkDocs 2.0 on every build; it is not about this site.
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=paths.ROOT, env=env)
+    for line in proc.stderr.splitlines():
+        if line.strip() and ("WARNING" in line or "ERROR" in line):
+            warnings.append(f"mkdocs: {line.strip()}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"mkdocs build failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+# -- entry point ----------------------------------------------------------------------
+def build(
+    data_dir=None,
+    *,
+    assets: list[str] | None = None,
+    out: Path | str | None = None,
+    strict: bool = True,
+    docs: Path | str | None = None,
+    shard=None,
+) -> BuildReport:
+    """Build the site. ``assets`` limits the asset pages (ids); ``out`` is the site dir
+    (default ``paths.SITE_OUT``), ``docs`` the generated Markdown dir (default
+    ``paths.DOCS_OUT``). ``strict``: MkDocs ``--strict`` and asset failures raise
+    instead of becoming warnings."""
+    if shard is not None:
+        raise NotImplementedError("build(shard=...) is not implemented yet")
+    t_all = time.perf_counter()
+    site = Path(out) if out is not None else paths.SITE_OUT
+    docs_dir = Path(docs) if docs is not None else paths.DOCS_OUT
+    report = BuildReport(docs_dir=docs_dir, site_dir=site)
+    tick = time.perf_counter()
+
+    reg = registry.load()
+    chosen = reg.assets if not assets else [reg.get(a) for a in assets]
+    dp = paths.data_paths(data_dir).ensure()
+    store = open_store(dp.root)
+    try:
+        loaded_sample = _load_sample(store)
+        extents = store.query("data_extent").to_pylist()
+        status_rows = store.query("source_status").to_pylist()
+        stored = {(r["exchange"], r["instrument"]) for r in extents if r["dataset"] == "candles"}
+        report.timings["load"] = time.perf_counter() - tick
+        if loaded_sample:
+            report.warnings.append("store was empty: built from the bundled sample (sample/PROVENANCE.md)")
+
+        tick = time.perf_counter()
+        for a in chosen:
+            paths.safe_name(a.id)
+            try:
+                view = _view(store, reg, a, stored, status_rows)
+            except Exception as exc:
+                if strict:
+                    raise
+                report.warnings.append(f"{a.id}: model failed: {exc!r}")
+                view = AssetView(asset=a, error=str(exc))
+            report.assets[a.id] = view
+        report.timings["model"] = time.perf_counter() - tick
+    finally:
+        store.close()
+
+    tick = time.perf_counter()
+    _prepare_docs(docs_dir)
+    for v in report.assets.values():
+        if v.has_data:
+            _render_asset_charts(v, docs_dir / "heatmaps" / v.asset.id)
+    report.timings["charts"] = time.perf_counter() - tick
+
+    # --- SNAPSHOT HOOK -------------------------------------------------------------
+    # pipeline/snapshot.py (PUBLISH helper) persists each asset's view as an
+    # immutable dated folder and renders the archive pages into the docs dir.
+    # Called only when that module ships; failures are warnings, never a broken site.
+    archive_nav: list = []
+    tick = time.perf_counter()
+    if snapshot is not None:
+        for v in report.assets.values():
+            if not v.has_data:
+                continue
+            try:
+                taken = dt.datetime.fromtimestamp(v.price_time_ms / 1000, dt.UTC)
+                meta = {"asset": v.asset.id, "price": v.price, "markets": [m.key for m in v.markets],
+                        "sample": v.sample is not None}
+                snapshot.write_snapshot(dp.snapshots, v.asset.id, taken, _snapshot_tables(v), meta)
+            except Exception as exc:  # noqa: BLE001 - reported, the site still builds
+                report.warnings.append(f"{v.asset.id}: snapshot not written: {exc!r}")
+        try:
+            archive_nav = list(snapshot.render_archive(dp.snapshots, docs_dir, reg) or [])
+        except Exception as exc:  # noqa: BLE001
+            report.warnings.append(f"archive pages not rendered: {exc!r}")
+        report.timings["snapshots"] = time.perf_counter() - tick
+    # --- end SNAPSHOT HOOK ---------------------------------------------------------
+
+    tick = time.perf_counter()
+    env = _env()
+    now = dt.datetime.now(dt.UTC)
+    views = list(report.assets.values())
+    common = {"built_at": now.strftime("%Y-%m-%d %H:%M UTC"), "views": views}
+    pages = {
+        docs_dir / "index.md": env.get_template("home.md.j2").render(**common),
+        docs_dir / "methodology.md": env.get_template("methodology.md.j2").render(**common, **_methodology_context(reg)),
+        docs_dir / "faq.md": env.get_template("faq.md.j2").render(**common, jpy_per_usd=JPY_PER_USD),
+    }
+    asset_tpl = env.get_template("asset.md.j2")
+    for v in views:
+        pages[docs_dir / "heatmaps" / f"{v.asset.id}.md"] = asset_tpl.render(**common, v=v, now_ms=now.timestamp() * 1000)
+    for path, text in pages.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        report.pages.append(path)
+    report.timings["pages"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    nav = [
+        {"Home": "index.md"},
+        {"Heatmaps": [{v.asset.name: f"heatmaps/{v.asset.id}.md"} for v in views]},
+        {"Methodology": "methodology.md"},
+        {"FAQ": "faq.md"},
+        *archive_nav,
+    ]
+    _mkdocs(docs_dir, site, strict, report.warnings, nav)
+    report.timings["mkdocs"] = time.perf_counter() - tick
+    report.timings["total"] = time.perf_counter() - t_all
+    return report
+
+
+def _load_sample(store) -> bool:
+    from .sample import load_if_empty
+
+    return load_if_empty(store)

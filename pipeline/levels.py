@@ -1,0 +1,121 @@
+"""Key levels: the largest liquidation clusters above and below the current price (pure numpy).
+
+A *cluster* is a run of adjacent "hot" price bins of one column of the heatmap
+(the active level book binned by price). Bins below the price hold long
+liquidation levels, bins above hold short ones; the bin containing the price is
+assigned by its midpoint. A bin is hot when its notional is at least the
+``hot_quantile`` quantile of the non-empty bins on its side (default 0.75: the
+top quarter). Neighbouring hot bins are merged, so one wide band counts once
+instead of crowding the top five with its own slices.
+
+``confluence`` scores each cluster by how many *other* timeframes have a
+cluster on the same side whose price range overlaps it (readers treat a zone
+that shows up in several windows as stronger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+HOT_QUANTILE = 0.75
+
+
+@dataclass(frozen=True)
+class Cluster:
+    side: str  # "long" (below price) | "short" (above price)
+    price_low: float
+    price_high: float
+    notional_usd: float
+    distance_pct: float  # signed: (mid - price) / price * 100
+    rank: int  # 1 = largest on its side
+    confluence: float = 0.0  # number of other timeframes with an overlapping cluster
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.price_low + self.price_high)
+
+    def overlaps(self, other: "Cluster") -> bool:
+        return self.side == other.side and self.price_low < other.price_high and other.price_low < self.price_high
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open index ranges [a, b) of consecutive True values."""
+    if not mask.any():
+        return []
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _side_clusters(col, edges, idx, side, price, top, hot_quantile) -> list[Cluster]:
+    values = col[idx]
+    nonzero = values[values > 0]
+    if nonzero.size == 0:
+        return []
+    threshold = float(np.quantile(nonzero, hot_quantile))
+    hot = np.zeros(col.shape[0], dtype=bool)
+    hot[idx] = (col[idx] >= threshold) & (col[idx] > 0)
+    found = []
+    for a, b in _runs(hot):
+        lo, hi = float(edges[a]), float(edges[b])
+        mid = 0.5 * (lo + hi)
+        found.append((float(col[a:b].sum()), lo, hi, (mid - price) / price * 100.0))
+    # Largest first; ties broken by proximity so the order is deterministic.
+    found.sort(key=lambda f: (-f[0], abs(f[3])))
+    return [
+        Cluster(side=side, price_low=lo, price_high=hi, notional_usd=n, distance_pct=d, rank=i + 1)
+        for i, (n, lo, hi, d) in enumerate(found[:top])
+    ]
+
+
+def find_clusters(
+    column: np.ndarray,
+    price_edges: np.ndarray,
+    price: float,
+    top: int = 5,
+    *,
+    hot_quantile: float = HOT_QUANTILE,
+) -> list[Cluster]:
+    """The ``top`` largest clusters below ``price`` (long) and above it (short).
+
+    ``column``: notional per bin (k), ``price_edges``: ascending bin edges (k+1).
+    Returns longs first (rank order), then shorts.
+    """
+    col = np.nan_to_num(np.asarray(column, dtype=float), nan=0.0)
+    edges = np.asarray(price_edges, dtype=float)
+    if edges.shape != (col.shape[0] + 1,):
+        raise ValueError(f"price_edges must have len(column)+1 = {col.shape[0] + 1} values, got {edges.shape}")
+    if not np.isfinite(price) or price <= 0:
+        return []
+    mids = 0.5 * (edges[:-1] + edges[1:])
+    below = np.flatnonzero(mids < price)
+    above = np.flatnonzero(mids >= price)
+    # A run must not straddle the price: merging happens within each side only.
+    return _side_clusters(col, edges, below, "long", price, top, hot_quantile) + _side_clusters(
+        col, edges, above, "short", price, top, hot_quantile
+    )
+
+
+def confluence(clusters_by_timeframe: dict[str, list[Cluster]]) -> dict[str, list[Cluster]]:
+    """Return copies whose ``confluence`` = number of other timeframes with an overlapping same-side cluster."""
+    out: dict[str, list[Cluster]] = {}
+    for tf, clusters in clusters_by_timeframe.items():
+        scored = []
+        for c in clusters:
+            n = sum(
+                1
+                for other_tf, others in clusters_by_timeframe.items()
+                if other_tf != tf and any(c.overlaps(o) for o in others)
+            )
+            scored.append(replace(c, confluence=float(n)))
+        out[tf] = scored
+    return out
+
+
+def nearest(clusters: list[Cluster], side: str) -> Cluster | None:
+    """The listed cluster of ``side`` closest to the price (None if there is none)."""
+    cands = [c for c in clusters if c.side == side]
+    return min(cands, key=lambda c: abs(c.distance_pct)) if cands else None

@@ -1,0 +1,176 @@
+"""End to end: build the site from the bundled sample, serve it on loopback, check it in headless Chromium.
+
+The site is built once per session (tmp data dir, docs dir and site dir). Browser
+tests need Debian's chromium (/usr/bin/chromium) and are marked ``browser``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from pipeline.build import build
+from pipeline.commands.serve import make_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def site_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("site")
+
+
+@pytest.fixture(scope="session")
+def server(site_root):
+    """Loopback server for the site dir; started before the build so the build knows its URL."""
+    srv = make_server(site_root / "site", 0)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def built(site_root, server):
+    # Material's instant navigation only intercepts links whose host:port matches
+    # site_url's sitemap entries, so the site is built for the test server's address.
+    old = os.environ.get("LIQMAP_SITE_URL")
+    os.environ["LIQMAP_SITE_URL"] = server + "/"
+    try:
+        return build(site_root / "data", out=site_root / "site", docs=site_root / "docs", strict=True)
+    finally:
+        if old is None:
+            os.environ.pop("LIQMAP_SITE_URL", None)
+        else:
+            os.environ["LIQMAP_SITE_URL"] = old
+
+
+def test_build_report_and_pages(built):
+    site = built.site_dir
+    assert (site / "index.html").exists()
+    btc = (site / "heatmaps" / "btc" / "index.html").read_text()
+    assert "different venues" in btc and "156.46" in btc and "FX_BTC_JPY" in btc
+    assert 'class="liqmap-chart"' in btc and "tabbed-set" in btc
+    for tf in ("12h", "24h"):
+        assert f'data-spec="heatmaps/btc/heatmap-{tf}.json"' in btc
+    eth = (site / "heatmaps" / "eth" / "index.html").read_text()
+    assert "No data yet" in eth and "liqmap-chart" not in eth
+    assert (site / "methodology" / "index.html").exists() and (site / "faq" / "index.html").exists()
+    assert (site / "static" / "js" / "vendor" / "vega-lite.min.js").exists()
+    spec = json.loads((site / "heatmaps" / "btc" / "heatmap-12h.json").read_text())
+    assert spec["layer"][0]["mark"]["type"] == "image"
+    assert set(built.timings) >= {"model", "charts", "mkdocs", "total"}
+    v = built.assets["btc"]
+    assert v.sample is not None and [t.name for t in v.timeframes][:2] == ["12h", "24h"]
+    assert v.timeframes[-1].partial  # 49 h of sample data: the 3d window is kept as the partial one
+    assert all(t.col_end_ms.size <= 1000 for t in v.timeframes)
+    assert any(c.side == "long" for c in v.reference.clusters) and any(c.side == "short" for c in v.reference.clusters)
+
+
+def test_names_are_escaped(built):
+    from pipeline.build import _env
+
+    env = _env()
+    out = env.from_string("{{ x | md }} {{ x }}").render(x="<script>*a*</script>")
+    assert "<script>" not in out and "\\*a\\*" in out
+
+
+# -- browser ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, built):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.errors, pg.requests = [], []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    yield pg
+    ctx.close()
+
+
+def _only_local(urls):
+    bad = [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+           and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not bad, f"requests outside localhost: {bad}"
+
+
+DRAWN_JS = """el => {
+  const c = el.querySelector('canvas');
+  if (c) {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0; for (let i = 3; i < d.length; i += 16) if (d[i] > 0) n++;
+    return n;
+  }
+  const s = el.querySelector('svg');
+  return s ? s.querySelectorAll('path, rect, image, line').length : 0;
+}"""
+
+
+def _assert_drawn(pg, selector):
+    el = pg.locator(selector).first
+    el.scroll_into_view_if_needed()
+    pg.wait_for_selector(f"{selector}[data-state=drawn]", timeout=15_000)
+    assert el.evaluate(DRAWN_JS) > 100, f"{selector} looks empty"
+
+
+@pytest.mark.browser
+def test_btc_page_draws_charts(page, server):
+    page.goto(f"{server}/heatmaps/btc/")
+    _assert_drawn(page, '.tabbed-block:first-child .liqmap-chart')
+    _assert_drawn(page, '.liqmap-chart[data-spec$="liquidation-map.json"]')
+    # A chart in a hidden tab is drawn when its tab opens.
+    page.locator(".tabbed-labels label").nth(1).click()
+    _assert_drawn(page, '.liqmap-chart[data-spec$="heatmap-24h.json"]')
+    assert page.locator("text=different venues").count() >= 1
+    # Hovering the first heatmap shows a tooltip from the coarse block layer.
+    page.locator(".tabbed-labels label").nth(0).click()
+    box = page.locator(".tabbed-block:first-child .liqmap-chart canvas").bounding_box()
+    texts = []
+    for fx, fy in ((0.3, 0.2), (0.2, 0.8), (0.5, 0.1), (0.6, 0.9), (0.1, 0.5)):
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=4)
+        page.wait_for_timeout(250)
+        texts.append(page.evaluate("(document.getElementById('vg-tooltip-element') || {}).innerText || ''"))
+    assert any("Est. liquidation notional" in t for t in texts), texts
+    assert not page.errors, page.errors
+    _only_local(page.requests)
+
+
+@pytest.mark.browser
+def test_instant_navigation_home_to_btc(page, server):
+    # Material enables instant navigation once it has fetched sitemap.xml: wait for that.
+    page.goto(f"{server}/", wait_until="networkidle")
+    page.evaluate("window.__same_document = true")
+    page.locator('article a[href*="heatmaps/btc"]').first.click()
+    page.wait_for_url("**/heatmaps/btc/")
+    _assert_drawn(page, '.tabbed-block:first-child .liqmap-chart')
+    assert page.evaluate("window.__same_document === true"), "navigation reloaded the page (instant nav off?)"
+    assert not page.errors, page.errors
+    _only_local(page.requests)
+
+
+@pytest.mark.browser
+def test_asset_without_data(page, server):
+    page.goto(f"{server}/heatmaps/eth/")
+    assert page.locator("text=No data yet").first.is_visible()
+    assert page.locator(".liqmap-chart").count() == 0
+    assert not page.errors, page.errors
+    _only_local(page.requests)
