@@ -30,15 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import charts, levels, model, paths, registry
+from . import charts, levels, model, paths, registry, snapshot
 from .markets import Market, markets_for
 from .sample import JPY_PER_USD
 from .store import open_store
 
-try:  # PUBLISH helper's module; the build works without it.
-    from . import snapshot
-except ImportError:  # pragma: no cover - depends on which helpers have shipped
-    snapshot = None
 
 MAX_COLS = 1000
 # Price padding around the window's low/high per timeframe (fraction of price):
@@ -108,6 +104,9 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     assets: dict[str, AssetView] = field(default_factory=dict)
+    # Gate problems: snapshots held back. The site is still built (to inspect), but
+    # `liqmap build` exits non-zero so a publish run does not deploy it.
+    held: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         t = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
@@ -440,29 +439,30 @@ def build(
             _render_asset_charts(v, docs_dir / "heatmaps" / v.asset.id)
     report.timings["charts"] = time.perf_counter() - tick
 
-    # --- SNAPSHOT HOOK -------------------------------------------------------------
-    # pipeline/snapshot.py (PUBLISH helper) persists each asset's view as an
-    # immutable dated folder and renders the archive pages into the docs dir.
-    # Called only when that module ships; failures are warnings, never a broken site.
-    archive_nav: list = []
+    # Each asset's view becomes a dated immutable snapshot, gated against the previous
+    # one; a candidate that fails the gate is held back (not written) and reported.
     tick = time.perf_counter()
-    if snapshot is not None:
-        for v in report.assets.values():
-            if not v.has_data:
-                continue
-            try:
-                taken = dt.datetime.fromtimestamp(v.price_time_ms / 1000, dt.UTC)
-                meta = {"asset": v.asset.id, "price": v.price, "markets": [m.key for m in v.markets],
-                        "sample": v.sample is not None}
-                snapshot.write_snapshot(dp.snapshots, v.asset.id, taken, _snapshot_tables(v), meta)
-            except Exception as exc:  # noqa: BLE001 - reported, the site still builds
-                report.warnings.append(f"{v.asset.id}: snapshot not written: {exc!r}")
+    built = []
+    for v in report.assets.values():
+        if not v.has_data:
+            continue
+        built.append(v.asset.id)
+        taken = dt.datetime.fromtimestamp(v.price_time_ms / 1000, dt.UTC)
+        meta = {
+            "asset": v.asset.id, "price": v.price, "markets": [m.key for m in v.markets],
+            "sample": v.sample is not None, "data_from": v.first_ms, "data_to": v.price_time_ms,
+            "model": dict(model.ModelParams.from_asset(v.asset, reg.settings_for(v.asset)).__dict__),
+            "timeframes": [tv.name for tv in v.timeframes],
+        }
         try:
-            archive_nav = list(snapshot.render_archive(dp.snapshots, docs_dir, reg) or [])
-        except Exception as exc:  # noqa: BLE001
-            report.warnings.append(f"archive pages not rendered: {exc!r}")
-        report.timings["snapshots"] = time.perf_counter() - tick
-    # --- end SNAPSHOT HOOK ---------------------------------------------------------
+            report.held += snapshot.publish(dp.snapshots, v.asset.id, taken, _snapshot_tables(v), meta).problems
+        except snapshot.SnapshotExistsError as exc:
+            # Same data time, different output (the model changed): keep the first, say so.
+            report.warnings.append(f"{v.asset.id}: snapshot kept as first written: {exc}")
+    if not assets:  # only a full build can tell that an asset disappeared
+        report.held += snapshot.gate_missing(dp.snapshots, built, [a.id for a in reg.assets])
+    archive_nav = list(snapshot.render_archive(dp.snapshots, docs_dir, reg) or [])
+    report.timings["snapshots"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     env = _env()

@@ -26,4 +26,9 @@ def run(args) -> int:
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(report.summary())
+    if report.held:
+        print("snapshot held back by the sanity gate; not publishing:", file=sys.stderr)
+        for problem in report.held:
+            print(f"  - {problem}", file=sys.stderr)
+        return 3
     return 0

@@ -1,0 +1,46 @@
+"""A publish run: the sanity gate holds back an anomalous snapshot and `liqmap build` fails visibly."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pipeline import snapshot
+from pipeline.cli import main as cli_main
+from pipeline.markets import SAMPLE_MARKET
+from pipeline.paths import data_paths
+from pipeline.store import Store
+
+
+def _append_candles(db, factor: float, n: int = 30) -> None:
+    """Append n one-minute sample candles after the last stored one, prices scaled by factor."""
+    ex, inst = SAMPLE_MARKET.candles
+    with Store(db) as s:
+        last = s.arrays("market_candles", exchange=ex, instrument=inst, since_ms=0)
+        t_last = int(last["time_ms"][-1])
+        price_jpy = float(last["close"][-1] / last["usd_per_quote"][-1]) * factor
+        ts = [dt.datetime.fromtimestamp((t_last + 60_000 * (i + 1)) / 1000, dt.UTC).replace(tzinfo=None) for i in range(n)]
+        s.upsert("raw_candles", {
+            "exchange": [ex] * n, "instrument": [inst] * n, "interval_s": [60] * n, "ts": ts,
+            "open": [price_jpy] * n, "high": [price_jpy * 1.0005] * n, "low": [price_jpy * 0.9995] * n,
+            "close": [price_jpy] * n, "volume": [1.0] * n, "taker_buy_volume": [None] * n, "quote": ["JPY"] * n,
+        })
+
+
+def test_gate_holds_back_price_off_by_ten_and_accepts_normal_drift(data_dir, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert cli_main(["build", "--out", str(out)]) == 0
+    dp = data_paths()
+    first = snapshot.list_snapshots(dp.snapshots, "btc")
+    assert len(first) == 1 and snapshot.verify(first[0]) == []
+
+    _append_candles(dp.db, 1.001)  # half an hour more, normal drift
+    assert cli_main(["build", "--out", str(out)]) == 0
+    assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2
+
+    _append_candles(dp.db, 10.0)  # a feed that suddenly reports ten times the price
+    capsys.readouterr()
+    assert cli_main(["build", "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "held back" in err and "btc" in err
+    assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2  # nothing written
+    assert (out / "index.html").exists()  # the site is still there to inspect
