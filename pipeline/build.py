@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -383,6 +384,45 @@ def _mkdocs(docs: Path, site: Path, strict: bool, warnings: list[str], nav: list
 
 
 # -- entry point ----------------------------------------------------------------------
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 1/3") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--shard {text!r}: need 1 <= I <= N")
+    return i, n
+
+
+@dataclass
+class _MergedView:
+    """What the home page needs of an asset built by another shard (read from its view.json)."""
+
+    asset: registry.Asset
+    has_data: bool
+    price: float
+    price_time_ms: int
+    sample: dict | None
+    reference: SimpleNamespace | None
+
+
+def _view_summary(v: AssetView, accuracy: dict | None) -> dict:
+    ref = v.reference
+    return {
+        "id": v.asset.id, "has_data": v.has_data, "price": v.price if math.isfinite(v.price) else None,
+        "price_time_ms": v.price_time_ms,
+        "sample": v.sample, "clusters": [c.__dict__ for c in ref.clusters] if ref else [], "accuracy": accuracy,
+    }
+
+
+def _merged_view(reg: registry.Registry, d: dict) -> _MergedView:
+    clusters = [levels.Cluster(**c) for c in d["clusters"]]
+    price = math.nan if d["price"] is None else d["price"]
+    return _MergedView(reg.get(d["id"]), d["has_data"], price, d["price_time_ms"], d["sample"],
+                       SimpleNamespace(clusters=clusters) if d["has_data"] else None)
+
+
 def build(
     data_dir=None,
     *,
@@ -390,32 +430,111 @@ def build(
     out: Path | str | None = None,
     strict: bool = True,
     docs: Path | str | None = None,
-    shard=None,
+    shard: tuple[int, int] | None = None,
+    merge: list[Path] | None = None,
 ) -> BuildReport:
     """Build the site. ``assets`` limits the asset pages (ids); ``out`` is the site dir
     (default ``paths.SITE_OUT``), ``docs`` the generated Markdown dir (default
     ``paths.DOCS_OUT``). ``strict``: MkDocs ``--strict`` and asset failures raise
-    instead of becoming warnings."""
-    if shard is not None:
-        raise NotImplementedError("build(shard=...) is not implemented yet")
+    instead of becoming warnings.
+
+    Scaling out: ``shard=(i, n)`` builds only every n-th registry asset (pages,
+    charts, snapshots, backtest) into ``docs`` and stops before MkDocs; ``merge``
+    (the shards' docs dirs) assembles their asset pages with the site-wide pages
+    and runs MkDocs once.
+    """
+    if shard and merge:
+        raise ValueError("shard and merge are separate steps")
     t_all = time.perf_counter()
     site = Path(out) if out is not None else paths.SITE_OUT
     docs_dir = Path(docs) if docs is not None else paths.DOCS_OUT
     report = BuildReport(docs_dir=docs_dir, site_dir=site)
-    tick = time.perf_counter()
-
     reg = registry.load()
     chosen = reg.assets if not assets else [reg.get(a) for a in assets]
+    if shard:
+        chosen = [a for k, a in enumerate(chosen) if k % shard[1] == shard[0] - 1]
     dp = paths.data_paths(data_dir).ensure()
+    accuracy_results: dict[str, dict] = {}
+
+    if merge:
+        views = _collect_shards(reg, chosen, [Path(m) for m in merge], docs_dir, report)
+        accuracy_results = {v.asset.id: a for v, a in views if a}
+        views = [v for v, _ in views]
+    else:
+        _compute(reg, chosen, dp, strict, report, accuracy_results)
+        tick = time.perf_counter()
+        _prepare_docs(docs_dir)
+        for v in report.assets.values():
+            if v.has_data:
+                _render_asset_charts(v, docs_dir / "heatmaps" / v.asset.id)
+        report.timings["charts"] = time.perf_counter() - tick
+        _snapshots(reg, chosen, dp, report, full=not assets and not shard)
+        views = list(report.assets.values())
+
+    tick = time.perf_counter()
+    env = _env()
+    now = dt.datetime.now(dt.UTC)
+    common = {"built_at": now.strftime("%Y-%m-%d %H:%M UTC"), "views": views}
+    from .commands.backtest import section_contexts, write_accuracy_pages
+
+    pages = {}
+    if not merge:
+        accuracy = section_contexts(list(accuracy_results.values()))
+        asset_tpl = env.get_template("asset.md.j2")
+        for v in report.assets.values():
+            pages[docs_dir / "heatmaps" / f"{v.asset.id}.md"] = asset_tpl.render(
+                **common, v=v, now_ms=now.timestamp() * 1000, accuracy=accuracy)
+            summary = _view_summary(v, accuracy_results.get(v.asset.id))
+            (docs_dir / "heatmaps").mkdir(parents=True, exist_ok=True)
+            _write_json(docs_dir / "heatmaps" / f"{v.asset.id}.view.json", summary)
+    if shard:
+        _write_pages(pages, report)
+        report.timings["pages"] = time.perf_counter() - tick
+        report.timings["total"] = time.perf_counter() - t_all
+        return report
+    report.pages += write_accuracy_pages(env, list(accuracy_results.values()), docs_dir)
+    pages[docs_dir / "index.md"] = env.get_template("home.md.j2").render(**common)
+    pages[docs_dir / "methodology.md"] = env.get_template("methodology.md.j2").render(**common, **_methodology_context(reg))
+    pages[docs_dir / "faq.md"] = env.get_template("faq.md.j2").render(**common, jpy_per_usd=JPY_PER_USD)
+    _write_pages(pages, report)
+    archive_nav = list(snapshot.render_archive(dp.snapshots, docs_dir, reg) or [])
+    report.timings["pages"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    nav = [
+        {"Home": "index.md"},
+        {"Heatmaps": [{v.asset.name: f"heatmaps/{v.asset.id}.md"} for v in views]},
+        {"Accuracy": "accuracy.md"},
+        {"Methodology": "methodology.md"},
+        {"FAQ": "faq.md"},
+        *archive_nav,
+    ]
+    _mkdocs(docs_dir, site, strict, report.warnings, nav)
+    report.timings["mkdocs"] = time.perf_counter() - tick
+    report.timings["total"] = time.perf_counter() - t_all
+    return report
+
+
+def _write_pages(pages: dict[Path, str], report: BuildReport) -> None:
+    for path, text in pages.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        report.pages.append(path)
+
+
+def _compute(reg, chosen, dp, strict, report, accuracy_results) -> None:
+    """Model, views and backtest for the chosen assets (the store is open only here)."""
+    from .commands.backtest import run_for_asset
+
+    tick = time.perf_counter()
     store = open_store(dp.root)
     try:
-        loaded_sample = _load_sample(store)
+        if _load_sample(store):
+            report.warnings.append("store was empty: built from the bundled sample (sample/PROVENANCE.md)")
         extents = store.query("data_extent").to_pylist()
         status_rows = store.query("source_status").to_pylist()
         stored = {(r["exchange"], r["instrument"]) for r in extents if r["dataset"] == "candles"}
         report.timings["load"] = time.perf_counter() - tick
-        if loaded_sample:
-            report.warnings.append("store was empty: built from the bundled sample (sample/PROVENANCE.md)")
 
         tick = time.perf_counter()
         for a in chosen:
@@ -429,18 +548,27 @@ def build(
                 view = AssetView(asset=a, error=str(exc))
             report.assets[a.id] = view
         report.timings["model"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        for a in chosen:
+            if not report.assets[a.id].has_data:
+                continue
+            try:
+                accuracy_results[a.id] = run_for_asset(store, reg, a, variants=True)
+            except Exception as exc:
+                if strict:
+                    raise
+                report.warnings.append(f"{a.id}: backtest failed: {exc!r}")
+        report.timings["backtest"] = time.perf_counter() - tick
     finally:
         store.close()
 
-    tick = time.perf_counter()
-    _prepare_docs(docs_dir)
-    for v in report.assets.values():
-        if v.has_data:
-            _render_asset_charts(v, docs_dir / "heatmaps" / v.asset.id)
-    report.timings["charts"] = time.perf_counter() - tick
 
-    # Each asset's view becomes a dated immutable snapshot, gated against the previous
-    # one; a candidate that fails the gate is held back (not written) and reported.
+def _snapshots(reg, chosen, dp, report, full: bool) -> None:
+    """Each asset's view becomes a dated immutable snapshot, gated against the previous one.
+
+    A candidate that fails the gate is held back (not written) and reported.
+    """
     tick = time.perf_counter()
     built = []
     for v in report.assets.values():
@@ -459,42 +587,36 @@ def build(
         except snapshot.SnapshotExistsError as exc:
             # Same data time, different output (the model changed): keep the first, say so.
             report.warnings.append(f"{v.asset.id}: snapshot kept as first written: {exc}")
-    if not assets:  # only a full build can tell that an asset disappeared
+    if full:  # only a full build can tell that an asset disappeared
         report.held += snapshot.gate_missing(dp.snapshots, built, [a.id for a in reg.assets])
-    archive_nav = list(snapshot.render_archive(dp.snapshots, docs_dir, reg) or [])
     report.timings["snapshots"] = time.perf_counter() - tick
 
-    tick = time.perf_counter()
-    env = _env()
-    now = dt.datetime.now(dt.UTC)
-    views = list(report.assets.values())
-    common = {"built_at": now.strftime("%Y-%m-%d %H:%M UTC"), "views": views}
-    pages = {
-        docs_dir / "index.md": env.get_template("home.md.j2").render(**common),
-        docs_dir / "methodology.md": env.get_template("methodology.md.j2").render(**common, **_methodology_context(reg)),
-        docs_dir / "faq.md": env.get_template("faq.md.j2").render(**common, jpy_per_usd=JPY_PER_USD),
-    }
-    asset_tpl = env.get_template("asset.md.j2")
-    for v in views:
-        pages[docs_dir / "heatmaps" / f"{v.asset.id}.md"] = asset_tpl.render(**common, v=v, now_ms=now.timestamp() * 1000)
-    for path, text in pages.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        report.pages.append(path)
-    report.timings["pages"] = time.perf_counter() - tick
 
-    tick = time.perf_counter()
-    nav = [
-        {"Home": "index.md"},
-        {"Heatmaps": [{v.asset.name: f"heatmaps/{v.asset.id}.md"} for v in views]},
-        {"Methodology": "methodology.md"},
-        {"FAQ": "faq.md"},
-        *archive_nav,
-    ]
-    _mkdocs(docs_dir, site, strict, report.warnings, nav)
-    report.timings["mkdocs"] = time.perf_counter() - tick
-    report.timings["total"] = time.perf_counter() - t_all
-    return report
+def _collect_shards(reg, chosen, shard_docs: list[Path], docs_dir: Path, report) -> list[tuple[_MergedView, dict | None]]:
+    """Copy the shards' asset pages into a fresh docs dir; every chosen asset must come from exactly one shard."""
+    _prepare_docs(docs_dir)
+    found: dict[str, Path] = {}
+    for sd in shard_docs:
+        for f in sorted((sd / "heatmaps").glob("*.view.json")):
+            asset_id = f.name.removesuffix(".view.json")
+            if asset_id in found:
+                raise RuntimeError(f"asset {asset_id!r} built by two shards: {found[asset_id]} and {sd}")
+            found[asset_id] = sd
+    missing = [a.id for a in chosen if a.id not in found]
+    if missing:
+        raise RuntimeError(f"merge: no shard built {', '.join(missing)}")
+    out = []
+    for a in chosen:
+        src = found[paths.safe_name(a.id)] / "heatmaps"
+        dst = docs_dir / "heatmaps"
+        dst.mkdir(exist_ok=True)
+        for suffix in (".md", ".view.json"):
+            shutil.copy2(src / f"{a.id}{suffix}", dst / f"{a.id}{suffix}")
+        if (src / a.id).is_dir():
+            shutil.copytree(src / a.id, dst / a.id)
+        d = json.loads((src / f"{a.id}.view.json").read_text(encoding="utf-8"))
+        out.append((_merged_view(reg, d), d.get("accuracy")))
+    return out
 
 
 def _load_sample(store) -> bool:

@@ -44,3 +44,30 @@ def test_gate_holds_back_price_off_by_ten_and_accepts_normal_drift(data_dir, tmp
     assert "held back" in err and "btc" in err
     assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2  # nothing written
     assert (out / "index.html").exists()  # the site is still there to inspect
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_shards_then_merge_equal_one_build(data_dir, tmp_path):
+    whole = tmp_path / "whole"
+    assert cli_main(["build", "--out", str(whole)]) == 0
+    shard_docs = [tmp_path / f"shard{i}" for i in (1, 2)]
+    for i, d in enumerate(shard_docs, 1):
+        assert cli_main(["build", "--shard", f"{i}/2", "--docs", str(d)]) == 0
+    built = [sorted(p.name for p in (d / "heatmaps").glob("*.view.json")) for d in shard_docs]
+    assert built == [["btc.view.json", "sol.view.json"], ["eth.view.json", "xrp.view.json"]]
+    merged = tmp_path / "merged"
+    assert cli_main(["build", "--merge", *map(str, shard_docs), "--docs", str(tmp_path / "mdocs"), "--out", str(merged)]) == 0
+    assert _files(merged) == _files(whole)
+    home = (merged / "index.html").read_text()
+    assert "Bitcoin" in home and "no data yet" in home
+
+
+def test_merge_refuses_a_missing_shard(data_dir, tmp_path, capsys):
+    d = tmp_path / "shard1"
+    assert cli_main(["build", "--shard", "1/2", "--docs", str(d)]) == 0
+    assert cli_main(["build", "--merge", str(d), "--docs", str(tmp_path / "m"), "--out", str(tmp_path / "o")]) == 1
+    assert "no shard built eth, xrp" in capsys.readouterr().err
+    assert cli_main(["build", "--shard", "3/2"]) == 1
