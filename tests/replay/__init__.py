@@ -1,0 +1,1 @@
+"""Local replay server for exchange protocols (tests only; loopback)."""
