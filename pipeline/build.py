@@ -25,13 +25,14 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from . import charts, levels, model, paths, registry, snapshot
+from . import charts, indicators, levels, model, paths, registry, snapshot
 from .markets import Market, markets_for
 from .sample import JPY_PER_USD
 from .store import open_store
@@ -45,6 +46,25 @@ TOP_CLUSTERS = 5
 LIQ_MAP_BINS = 120
 LIQ_MAP_MAX_PCT = 0.35  # the liquidation map never spans more than +-35 % around the price
 DOCS_MARKER = ".liqmap-docs"  # marks a docs dir as generated, so rebuilding may wipe it
+# Older observations than this count as gaps in the context panels, not as the current value
+# (Hyperliquid OI is one observation per collect run, hence hours rather than minutes).
+OI_MAX_AGE_MS = 6 * 3_600_000
+FUNDING_MAX_INTERVALS = 2
+DAY_MS = 86_400_000
+
+
+@dataclass
+class MapView:
+    """One heatmap of a window: the aggregate over the asset's markets, or one market."""
+
+    key: str  # "all" or a market key (used in file names)
+    label: str
+    grid: np.ndarray | None  # (m, k) both sides, USD; dropped once the spec is written
+    price_close: np.ndarray  # at the column ends (NaN where there is no candle yet)
+    panels: list[charts.Panel]
+    spec_file: str = ""
+    spec_bytes: int = 0
+    png_bytes: int = 0
 
 
 @dataclass
@@ -60,9 +80,7 @@ class TimeframeView:
     price_ms: np.ndarray
     price_close: np.ndarray
     clusters: list[levels.Cluster]
-    spec_file: str = ""
-    spec_bytes: int = 0
-    png_bytes: int = 0
+    maps: list[MapView] = field(default_factory=list)  # [0] the aggregate, then one per market if > 1
 
     @property
     def slug(self) -> str:
@@ -86,6 +104,9 @@ class AssetView:
     sources: list[dict] = field(default_factory=list)
     sample: dict | None = None  # banner facts when built from the bundled sample
     error: str = ""
+    funding_8h: float = math.nan  # current funding, OI-weighted over markets, 8 h basis
+    oi_usd: float = math.nan  # current open interest summed over markets
+    oi_change_24h: float = math.nan  # over the markets with OI now and 24 h ago
 
     @property
     def has_data(self) -> bool:
@@ -128,6 +149,14 @@ def _hours(ms: int) -> str:
     return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} days"
 
 
+def _bar(ms: int) -> str:
+    """A bar length as traders write it: 1m, 45m, 2h, 1d."""
+    minutes = ms // 60_000
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
 def _run_market(store, asset, params, mk: Market) -> dict | None:
     c = store.arrays("market_candles", exchange=mk.candles[0], instrument=mk.candles[1], since_ms=0)
     if c["time_ms"].size == 0:
@@ -139,11 +168,63 @@ def _run_market(store, asset, params, mk: Market) -> dict | None:
         t, c["open"], c["high"], c["low"], c["close"], oi, params,
         volume=c["volume"], taker_buy_volume=c["taker_buy_volume"],
     )
+    f = store.arrays("market_funding", exchange=mk.candles[0], instrument=mk.candles[1], since_ms=0)
     return {
         "market": mk, "candles": c, "result": res, "candle_ms": int(np.nanmax(c["interval_s"])) * 1000,
         "oi_last_ms": int(o["time_ms"].max()) if o["time_ms"].size else None, "oi_first_ms":
         int(o["time_ms"].min()) if o["time_ms"].size else None,
+        "oi": o, "funding": {"time_ms": f["time_ms"], "rate_8h": indicators.funding_per_8h(f["time_ms"], f["rate"])},
+        "funding_step_ms": indicators.funding_interval_ms(f["time_ms"]),
     }
+
+
+def _context(run: dict, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """One market's price, open interest and funding at the column ends."""
+    c, o, f = run["candles"], run["oi"], run["funding"]
+    step = run["funding_step_ms"] or 8 * 3_600_000
+    return {
+        "close": indicators.at_column_ends(c["time_ms"], c["close"], ends),
+        "oi": indicators.at_column_ends(o["time_ms"], o["oi_usd"], ends, OI_MAX_AGE_MS),
+        "funding": indicators.at_column_ends(f["time_ms"], f["rate_8h"], ends, FUNDING_MAX_INTERVALS * step),
+    }
+
+
+def _panels(close: np.ndarray, oi: np.ndarray, funding: np.ndarray, step_ms: int, oi_title: str) -> list[charts.Panel]:
+    return [
+        charts.Panel(oi_title, oi, "$,.3~s"),
+        charts.Panel("Funding (8 h)", funding, ".3~%", kind="bar", rules=(0.0,)),
+        charts.Panel(f"RSI(14), {_bar(step_ms)} closes", indicators.rsi(close), ".0f", rules=(30.0, 70.0), domain=(0, 100)),
+    ]
+
+
+def _aggregate_context(ctx: list[dict], primary: int) -> dict[str, np.ndarray]:
+    """Markets' context rows -> the asset's: OI summed, funding weighted by OI (equal weights
+    where no OI is known), the price of the primary market."""
+    oi = np.stack([x["oi"] for x in ctx])
+    fund = np.stack([x["funding"] for x in ctx])
+    weighted = indicators.weighted_mean(fund, oi)
+    with warnings.catch_warnings():  # all-NaN columns are expected (no funding stored yet)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        plain = np.nanmean(fund, axis=0)
+    return {"close": ctx[primary]["close"], "oi": indicators.total(oi),
+            "funding": np.where(np.isfinite(weighted), weighted, plain)}
+
+
+def _current(runs: list[dict], now_ms: int) -> dict[str, float]:
+    """Home-page figures: OI now and its change over 24 h (over markets with both values), funding now."""
+    at = np.array([now_ms - DAY_MS, now_ms], dtype=np.int64) + 1  # "before" is strict
+    oi = np.stack([indicators.at_column_ends(r["oi"]["time_ms"], r["oi"]["oi_usd"], at, OI_MAX_AGE_MS) for r in runs])
+    fund = np.array([indicators.at_column_ends(r["funding"]["time_ms"], r["funding"]["rate_8h"], at[1:],
+                                               FUNDING_MAX_INTERVALS * (r["funding_step_ms"] or 8 * 3_600_000))[0]
+                     for r in runs])
+    both = np.isfinite(oi).all(axis=1)
+    change = oi[both, 1].sum() / oi[both, 0].sum() - 1.0 if both.any() and oi[both, 0].sum() > 0 else math.nan
+    now_oi = oi[:, 1]
+    weighted = indicators.weighted_mean(fund[:, None], now_oi[:, None])[0]
+    if not math.isfinite(weighted) and np.isfinite(fund).any():
+        weighted = float(np.nanmean(fund))  # no OI to weight by: equal weights
+    return {"oi_usd": float(np.nansum(now_oi)) if np.isfinite(now_oi).any() else math.nan,
+            "oi_change_24h": float(change), "funding_8h": float(weighted)}
 
 
 def _view(store, reg, asset, stored, status_rows) -> AssetView:
@@ -172,6 +253,7 @@ def _view(store, reg, asset, stored, status_rows) -> AssetView:
             "market": mk.title, "key": mk.key, "first_ms": int(c["time_ms"][0]), "last_ms": int(c["time_ms"][-1]),
             "candles": int(c["time_ms"].size), "candle_s": r["candle_ms"] // 1000,
             "oi_first_ms": r["oi_first_ms"], "oi_last_ms": r["oi_last_ms"],
+            **_current([r], last_ms + candle_ms),
         })
         if mk.is_sample:
             view.sample = {
@@ -193,16 +275,29 @@ def _view(store, reg, asset, stored, status_rows) -> AssetView:
         pad = PRICE_PAD.get(tf, 0.1)
         lo, hi = min(lows) * (1 - pad), max(highs) * (1 + pad)
         edges = np.linspace(lo, hi, asset.price_bins + 1)
-        grid = sum(r["result"].grid(ends, edges) for r in runs)
-        idx = np.searchsorted(pc["time_ms"], ends, side="left") - 1
-        ok = idx >= 0
+        grids = [r["result"].grid(ends, edges) for r in runs]
+        grid = sum(grids)
         found = levels.find_clusters(grid[:, -1, :].sum(axis=0), edges, view.price, top=TOP_CLUSTERS)
         clusters_by_tf[tf] = found
         label = f"{tf} (partial: {_hours(last_ms + candle_ms - t0)})" if partial else tf
+        step = int(ends[1] - ends[0]) if ends.size > 1 else candle_ms
+        ctx = [_context(r, ends) for r in runs]
+        agg = _aggregate_context(ctx, next(i for i, r in enumerate(runs) if r is primary))
+        n_oi = int(sum(np.isfinite(x["oi"]).any() for x in ctx))
+        oi_title = "Open interest (USD)" if n_oi < 2 else f"Open interest, {n_oi} markets (USD)"
+        maps = [MapView("all", "All markets (USD)" if len(runs) > 1 else runs[0]["market"].title,
+                        grid.sum(axis=0), agg["close"], _panels(agg["close"], agg["oi"], agg["funding"], step, oi_title))]
+        if len(runs) > 1:
+            maps += [MapView(r["market"].key, r["market"].title, g.sum(axis=0).astype(np.float32), x["close"],
+                             _panels(x["close"], x["oi"], x["funding"], step, "Open interest (USD)"))
+                     for r, g, x in zip(runs, grids, ctx)]
+        ok = np.isfinite(agg["close"])
         view.timeframes.append(TimeframeView(
             name=tf, label=label, partial=partial, t0_ms=t0, t1_ms=int(ends[-1]), col_end_ms=ends,
-            price_edges=edges, grid=grid, price_ms=ends[ok], price_close=pc["close"][idx[ok]], clusters=found,
+            price_edges=edges, grid=grid, price_ms=ends[ok], price_close=agg["close"][ok], clusters=found, maps=maps,
         ))
+    for k, v in _current(runs, last_ms + candle_ms).items():
+        setattr(view, k, v)
     scored = levels.confluence(clusters_by_tf)
     for tv in view.timeframes:
         tv.clusters = scored[tv.name]
@@ -267,6 +362,12 @@ def _env():
     def pct(x) -> str:
         return "–" if x is None or not math.isfinite(x) else f"{x:+.2f} %"
 
+    def pct_ratio(x) -> str:  # a ratio (0.012) as a signed percentage
+        return "–" if x is None or not math.isfinite(x) else f"{x * 100:+.1f} %"
+
+    def rate(x) -> str:  # funding per interval: small numbers, three decimals of a percent
+        return "–" if x is None or not math.isfinite(x) else f"{x * 100:+.4f} %"
+
     def when(ms) -> str:
         return "–" if ms is None else charts.fmt_time(ms)
 
@@ -277,7 +378,8 @@ def _env():
             return value.strftime("%Y-%m-%d %H:%M UTC")
         return str(value)
 
-    env.filters.update(md=md, usd=usd, money=money, pct=pct, when=when, ts=ts)
+    env.tests["finite"] = lambda x: x is not None and math.isfinite(x)
+    env.filters.update(md=md, usd=usd, money=money, pct=pct, pct_ratio=pct_ratio, rate=rate, when=when, ts=ts)
     return env
 
 
@@ -306,6 +408,7 @@ def _methodology_context(reg: registry.Registry) -> dict:
         "vmax_pct": charts.VMAX_PERCENTILE, "hot_quantile": levels.HOT_QUANTILE, "top": TOP_CLUSTERS,
         "jpy_per_usd": JPY_PER_USD, "max_cols": MAX_COLS, "timeframes": registry.TIMEFRAMES_MS,
         "liq_bins": LIQ_MAP_BINS, "liq_max_pct": LIQ_MAP_MAX_PCT * 100,
+        "oi_max_age_h": OI_MAX_AGE_MS // 3_600_000, "funding_max_intervals": FUNDING_MAX_INTERVALS,
     }
 
 
@@ -329,14 +432,19 @@ def _render_asset_charts(view: AssetView, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     name = view.asset.name
     for tv in view.timeframes:
-        spec = charts.heatmap_spec(
-            tv.grid.sum(axis=0), tv.col_end_ms, tv.price_edges, tv.price_ms, tv.price_close,
-            title=f"{name}: estimated liquidation levels, {tv.label}",
-        )
-        url = spec["datasets"]["image"][0]["url"]
-        tv.png_bytes = len(url.split(",", 1)[1]) * 3 // 4
-        tv.spec_file = f"heatmap-{tv.slug}.json"
-        tv.spec_bytes = _write_json(folder / tv.spec_file, spec)
+        for mv in tv.maps:
+            ok = np.isfinite(mv.price_close)
+            whose = "" if mv.key == "all" else f" ({mv.label})"
+            spec = charts.heatmap_spec(
+                mv.grid, tv.col_end_ms, tv.price_edges, tv.col_end_ms[ok], mv.price_close[ok],
+                title=f"{name}{whose}: estimated liquidation levels, {tv.label}", panels=mv.panels,
+            )
+            url = spec["datasets"]["image"][0]["url"]
+            mv.png_bytes = len(url.split(",", 1)[1]) * 3 // 4
+            # The aggregate keeps the plain name, so links to heatmap-<window>.json stay valid.
+            mv.spec_file = f"heatmap-{tv.slug}.json" if mv.key == "all" else f"heatmap-{tv.slug}-{paths.safe_name(mv.key)}.json"
+            mv.spec_bytes = _write_json(folder / mv.spec_file, spec)
+            mv.grid = None  # the spec holds what the page needs; per-market grids add up across assets
     lo, hi = _liq_range(view.book, view.price)
     spec = charts.liquidation_map_spec(
         view.book, view.price, lo, hi, bins=LIQ_MAP_BINS, title=f"{name}: liquidation map (current level book)"
@@ -405,6 +513,9 @@ class _MergedView:
     price_time_ms: int
     sample: dict | None
     reference: SimpleNamespace | None
+    funding_8h: float = math.nan
+    oi_usd: float = math.nan
+    oi_change_24h: float = math.nan
 
 
 def _view_summary(v: AssetView, accuracy: dict | None) -> dict:
@@ -413,14 +524,23 @@ def _view_summary(v: AssetView, accuracy: dict | None) -> dict:
         "id": v.asset.id, "has_data": v.has_data, "price": v.price if math.isfinite(v.price) else None,
         "price_time_ms": v.price_time_ms,
         "sample": v.sample, "clusters": [c.__dict__ for c in ref.clusters] if ref else [], "accuracy": accuracy,
+        **{k: _finite_or_none(getattr(v, k)) for k in CURRENT_FIELDS},
     }
+
+
+CURRENT_FIELDS = ("funding_8h", "oi_usd", "oi_change_24h")
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _merged_view(reg: registry.Registry, d: dict) -> _MergedView:
     clusters = [levels.Cluster(**c) for c in d["clusters"]]
     price = math.nan if d["price"] is None else d["price"]
+    current = {k: math.nan if d.get(k) is None else d[k] for k in CURRENT_FIELDS}
     return _MergedView(reg.get(d["id"]), d["has_data"], price, d["price_time_ms"], d["sample"],
-                       SimpleNamespace(clusters=clusters) if d["has_data"] else None)
+                       SimpleNamespace(clusters=clusters) if d["has_data"] else None, **current)
 
 
 def build(

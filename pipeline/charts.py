@@ -19,6 +19,13 @@ Colour scale
     re-spaced so consecutive entries are equally far apart perceptually.
     The legend uses a Vega ``sqrt`` scale over the same stops, so it matches.
 
+Context panels
+    Beneath the heatmap, on the same (shared) time scale, optional panels for
+    open interest, funding and RSI: one narrow row each, the y axes of all rows
+    given the same width so the plot areas line up. Panel values sit on the
+    heatmap's evenly spaced time columns, so rows carry only a column index and
+    a value; the time is computed in the spec.
+
 Liquidation map
     Bars per price bin stacked by leverage tier, from the current level book;
     cumulative long liquidations from the price downward and short
@@ -31,6 +38,7 @@ import base64
 import datetime as dt
 import struct
 import zlib
+from dataclasses import dataclass
 
 import altair as alt
 import numpy as np
@@ -48,6 +56,20 @@ VMAX_PERCENTILE = 99.5
 TOOLTIP_COLS = 60
 TOOLTIP_ROWS = 40
 LEGEND_STOPS = 11
+Y_AXIS_PX = 78  # fixed y-axis width of every row, so stacked rows share one plot area
+PANEL_HEIGHT = 80
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A context row under the heatmap: one value per heatmap column (NaN = gap)."""
+
+    title: str  # y-axis title
+    values: np.ndarray
+    fmt: str  # d3 format of the values
+    kind: str = "line"  # "line", or "bar" (bars coloured by sign, for funding)
+    rules: tuple[float, ...] = ()  # reference lines (RSI 30/70, funding 0)
+    domain: tuple[float, float] | None = None
 
 
 # -- colour table -------------------------------------------------------------
@@ -205,7 +227,12 @@ def _finish(chart, title: str, height: int, datasets: dict[str, list]) -> dict:
     # far more than building the spec (layers refer to named datasets instead).
     spec = chart.to_dict(validate=False)
     spec["datasets"] = datasets
-    spec.update(width="container", height=height, autosize={"type": "fit-x", "contains": "padding"})
+    spec["autosize"] = {"type": "fit-x", "contains": "padding"}
+    if "vconcat" in spec:  # each row takes the container's width; heights are the rows' own
+        for row in spec["vconcat"]:
+            row["width"] = "container"
+    else:
+        spec.update(width="container", height=height)
     if title:
         spec["title"] = title
     return spec
@@ -221,12 +248,15 @@ def heatmap_spec(
     *,
     title: str = "",
     height: int = 420,
+    panels: list[Panel] | tuple[Panel, ...] = (),
 ) -> dict:
     """Vega-Lite spec of a liquidation heatmap.
 
     ``grid``: (m, k) notional per (time column, price bin); column j ends at
     ``col_end_ms[j]`` (epoch ms); ``price_edges`` ascending (k+1). ``price_ms`` /
     ``price``: the price line (any length; keep it to about one point per column).
+    ``panels``: context rows drawn beneath on the same time axis (m values each;
+    panels with no finite value are left out).
     """
     g = np.nan_to_num(np.asarray(grid, float), nan=0.0)
     ends = np.asarray(col_end_ms, dtype=np.int64)
@@ -245,6 +275,9 @@ def heatmap_spec(
     x_scale = alt.Scale(type="utc", nice=False)
     y_scale = alt.Scale(domain=[p0, p1], nice=False, zero=False)
     pfmt = price_format(0.5 * (p0 + p1))
+    rows = [p for p in panels if np.isfinite(np.asarray(p.values, float)).any()]
+    if any(np.asarray(p.values).shape != (m,) for p in rows):
+        raise ValueError("a panel needs one value per time column")
 
     image = (
         alt.Chart(alt.Data(name="image"))
@@ -252,7 +285,7 @@ def heatmap_spec(
         .encode(
             x=alt.X("a:T", scale=x_scale, axis=_TIME_AXIS),
             x2="b:T",
-            y=alt.Y("lo:Q", scale=y_scale, axis=alt.Axis(title="Price (USD)", format=pfmt)),
+            y=alt.Y("lo:Q", scale=y_scale, axis=alt.Axis(title="Price (USD)", format=pfmt, **_fixed_width())),
             y2="hi:Q",
             url="url:N",
         )
@@ -272,7 +305,7 @@ def heatmap_spec(
     lo_p = [_sig(edges[r[0]]) for r in ri]
     hi_p = [_sig(edges[r[-1] + 1]) for r in ri]
     ii, jj = np.nonzero(block > 0)
-    rows = [{"i": int(i), "j": int(j), "v": int(_sig(block[i, j], 3))} for i, j in zip(ii, jj)]
+    tip_rows = [{"i": int(i), "j": int(j), "v": int(_sig(block[i, j], 3))} for i, j in zip(ii, jj)]
 
     def arr(xs) -> str:
         return "[" + ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in xs) + "]"
@@ -322,11 +355,59 @@ def heatmap_spec(
 
     datasets = {
         "image": [{"a": t0, "b": t1, "lo": p0, "hi": p1, "url": data_url(png)}],
-        "tips": rows,
+        "tips": tip_rows,
         "legend": [{"v": 0.0}, {"v": _sig(vmax) if vmax > 0 else 1.0}],
         "price": [{"t": int(a), "p": _sig(b, 7)} for a, b in zip(pm[ok], pv[ok])],
     }
-    return _finish(alt.layer(image, tips, legend, line), title, height, datasets)
+    heat = alt.layer(image, tips, legend, line)
+    if not rows:
+        return _finish(heat, title, height, datasets)
+    charts_ = [heat.properties(height=height)]
+    for n, panel in enumerate(rows):
+        name = f"panel{n}"
+        datasets[name] = _panel_rows(panel.values)
+        charts_.append(_panel_chart(panel, name, int(starts[0]), step, x_scale, last=n == len(rows) - 1))
+    # x shared: one time scale for the map and its panels; colour independent: the
+    # funding bars' sign colours must not join the heatmap's legend.
+    chart = alt.vconcat(*charts_, spacing=8).resolve_scale(x="shared", color="independent")
+    return _finish(chart, title, height, datasets)
+
+
+def _fixed_width() -> dict:
+    return {"minExtent": Y_AXIS_PX, "maxExtent": Y_AXIS_PX}
+
+
+def _panel_rows(values: np.ndarray) -> list[dict]:
+    v = np.asarray(values, float)
+    return [{"i": int(i), "v": _sig(float(v[i]), 5)} for i in np.flatnonzero(np.isfinite(v))]
+
+
+def _panel_chart(panel: Panel, name: str, t_start: int, step: int, x_scale, *, last: bool):
+    """One context row; column ``i`` spans [t_start + i*step, t_start + (i+1)*step)."""
+    axis = _TIME_AXIS if last else alt.Axis(title=None, labels=False, ticks=False, domain=False)
+    y_scale = alt.Scale(zero=False, nice=True) if panel.domain is None else alt.Scale(domain=list(panel.domain))
+    y_axis = alt.Axis(title=panel.title, format=panel.fmt, tickCount=3, titleFontSize=10, **_fixed_width())
+    base = alt.Chart(alt.Data(name=name)).transform_calculate(
+        a=f"{t_start} + datum.i * {step}", b=f"{t_start} + (datum.i + 1) * {step}",
+    ).transform_calculate(when="utcFormat(datum.b, '%d %b %H:%M') + ' UTC'")
+    tooltip = [alt.Tooltip("v:Q", title=panel.title, format=panel.fmt), alt.Tooltip("when:N", title="At")]
+    if panel.kind == "bar":
+        mark = base.mark_bar().encode(
+            x=alt.X("a:T", scale=x_scale, axis=axis), x2="b:T",
+            y=alt.Y("v:Q", scale=alt.Scale(zero=True), axis=y_axis), y2=alt.datum(0),
+            color=alt.condition("datum.v >= 0", alt.value("#26a69a"), alt.value("#ef5350")),
+            tooltip=tooltip,
+        )
+    else:
+        mark = base.mark_line(color="#7e57c2", strokeWidth=1.3, interpolate="step-after").encode(
+            x=alt.X("b:T", scale=x_scale, axis=axis), y=alt.Y("v:Q", scale=y_scale, axis=y_axis), tooltip=tooltip,
+        )
+    layers = [mark]
+    if panel.rules:
+        rules = alt.Chart(alt.Data(values=[{"r": r} for r in panel.rules])).mark_rule(
+            color="#888", strokeDash=[3, 3], strokeWidth=1).encode(y="r:Q")
+        layers.append(rules)
+    return alt.layer(*layers).properties(height=PANEL_HEIGHT)
 
 
 # -- liquidation map ------------------------------------------------------------

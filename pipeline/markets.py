@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from .registry import Asset
 
 
+# How the venues write their own names.
+EXCHANGE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX", "hyperliquid": "Hyperliquid", "dydx": "dYdX"}
+
+
 @dataclass(frozen=True)
 class Market:
     asset: str
@@ -24,7 +28,9 @@ class Market:
     def title(self) -> str:
         if self.is_sample:
             return "Sample: bitFlyer FX_BTC_JPY price + OKX total BTC open interest"
-        return f"{self.candles[0].capitalize() if self.candles[0] != 'okx' else 'OKX'} {self.candles[1]}"
+        ex = self.candles[0]
+        return f"{EXCHANGE_NAMES.get(ex, ex.capitalize())} {self.candles[1]}"
+
 
 
 SAMPLE_MARKET = Market(

@@ -23,5 +23,19 @@ def repo_root() -> Path:
     return paths.ROOT
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by playwright (skips where either is missing)."""
+    from browserkit import CHROMIUM, LAUNCH_ARGS
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        yield b
+        b.close()
+
+
 def pytest_report_header(config):
     return f"liqmap tests; LIQMAP_DATA_DIR={os.environ.get('LIQMAP_DATA_DIR', '(unset)')}"

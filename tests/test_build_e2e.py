@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from browserkit import assert_drawn as _assert_drawn, only_local as _only_local, open_page
 from pipeline.build import build
 from pipeline.commands.serve import make_server
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +62,12 @@ def test_build_report_and_pages(built):
     assert (site / "methodology" / "index.html").exists() and (site / "faq" / "index.html").exists()
     assert (site / "static" / "js" / "vendor" / "vega-lite.min.js").exists()
     spec = json.loads((site / "heatmaps" / "btc" / "heatmap-12h.json").read_text())
-    assert spec["layer"][0]["mark"]["type"] == "image"
+    heat, *panels = spec["vconcat"]
+    assert heat["layer"][0]["mark"]["type"] == "image"
+    # The sample has open interest but no funding: OI and RSI rows, no empty funding row.
+    titles = [p["layer"][0]["encoding"]["y"]["axis"]["title"] for p in panels]
+    assert titles[0] == "Open interest (USD)" and titles[1].startswith("RSI(14)") and len(titles) == 2
+    assert len(spec["datasets"]["panel0"]) > 100 and len(spec["datasets"]["panel1"]) > 100
     assert set(built.timings) >= {"model", "charts", "mkdocs", "total"}
     v = built.assets["btc"]
     assert v.sample is not None and [t.name for t in v.timeframes][:2] == ["12h", "24h"]
@@ -84,52 +85,10 @@ def test_names_are_escaped(built):
 
 
 # -- browser ----------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, server, built):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    pg.errors, pg.requests = [], []
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("request", lambda r: pg.requests.append(r.url))
-    yield pg
-    ctx.close()
-
-
-def _only_local(urls):
-    bad = [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
-           and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
-    assert not bad, f"requests outside localhost: {bad}"
-
-
-DRAWN_JS = """el => {
-  const c = el.querySelector('canvas');
-  if (c) {
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0; for (let i = 3; i < d.length; i += 16) if (d[i] > 0) n++;
-    return n;
-  }
-  const s = el.querySelector('svg');
-  return s ? s.querySelectorAll('path, rect, image, line').length : 0;
-}"""
-
-
-def _assert_drawn(pg, selector):
-    el = pg.locator(selector).first
-    el.scroll_into_view_if_needed()
-    pg.wait_for_selector(f"{selector}[data-state=drawn]", timeout=15_000)
-    assert el.evaluate(DRAWN_JS) > 100, f"{selector} looks empty"
+    with open_page(browser) as pg:
+        yield pg
 
 
 @pytest.mark.browser

@@ -9,9 +9,10 @@ CHECKSUMs; ``liqmap run``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import sys
-import types
+import threading
 
 import pytest
 
@@ -311,14 +312,59 @@ def test_cli_collect_usage_errors(cli_env, capsys):
     assert "unknown asset(s): doge" in capsys.readouterr().err
 
 
-def test_cli_run_collects_then_builds(srv, cli_env, monkeypatch):
-    calls = []
-    fake = types.ModuleType("pipeline.build")
-    fake.build = lambda data_dir=None, **kw: calls.append(data_dir)
-    monkeypatch.setitem(sys.modules, "pipeline.build", fake)
-    rc = cli.main(["--data-dir", str(cli_env), "run", "--assets", "btc", "--exchanges", "dydx", "--quiet"])
-    assert rc == 0 and calls == [str(cli_env)]
-    assert srv.counts["dydx"] == 2
+def _run_btc(cli_env, tmp_path):
+    site, docs = tmp_path / "site", tmp_path / "docs"
+    rc = cli.main(["--data-dir", str(cli_env), "run", "--assets", "btc", "--days", "2", "--quiet",
+                   "--out", str(site), "--docs", str(docs)])
+    assert rc == 0
+    return site
+
+
+def test_cli_run_collects_then_builds(srv, cli_env, tmp_path):
+    """``liqmap run`` against the replay server: all five exchanges, then a real build (MkDocs --strict)."""
+    site = _run_btc(cli_env, tmp_path)
+    assert all(srv.counts[ex] > 0 for ex in ("binance", "bybit", "okx", "hyperliquid", "dydx"))
+    page = (site / "heatmaps" / "btc" / "index.html").read_text()
+    # The aggregate and each exchange's own heatmap, as tabs inside every window's tab.
+    assert "All markets (USD)" in page
+    for ex in ("binance", "bybit", "okx", "hyperliquid", "dydx"):
+        assert f'data-spec="heatmaps/btc/heatmap-24h-{ex}.json"' in page
+        assert (site / "heatmaps" / "btc" / f"heatmap-24h-{ex}.json").exists()
+    agg = json.loads((site / "heatmaps" / "btc" / "heatmap-24h.json").read_text())
+    titles = [row["layer"][0]["encoding"]["y"]["axis"]["title"] for row in agg["vconcat"][1:]]
+    # Hyperliquid keeps no OI history: its single observation (now) is after every column,
+    # so four markets have an OI line yet.
+    assert titles[0] == "Open interest, 4 markets (USD)" and titles[1] == "Funding (8 h)" and titles[2].startswith("RSI(14)")
+    assert agg["resolve"]["scale"]["x"] == "shared"
+    # Funding is on one 8-hour basis and OI-weighted; it must sit between the venues' own values.
+    funding = [r["v"] for r in agg["datasets"]["panel1"]]
+    assert funding and all(abs(f) < 0.01 for f in funding)
+    home = (site / "index.html").read_text()
+    assert "Funding (8 h)" in home and "Open interest, 24 h" in home
+    assert "ETH" in home and "no data yet" in home  # ETH was not collected: an honest empty row
+    assert "Source status" in page and "Last success" in page
+
+
+@pytest.mark.browser
+def test_per_exchange_heatmap_tab_draws(srv, cli_env, tmp_path, browser):
+    from browserkit import assert_drawn, only_local, open_page
+    from pipeline.commands.serve import make_server
+
+    site = _run_btc(cli_env, tmp_path)
+    httpd = make_server(site, 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with open_page(browser) as pg:
+            pg.goto(f"http://127.0.0.1:{httpd.server_address[1]}/heatmaps/btc/")
+            assert_drawn(pg, '.liqmap-chart[data-spec$="heatmap-12h.json"]')
+            # The nested tab of one exchange inside the first window: drawn when opened.
+            pg.locator('.tabbed-block:first-child .tabbed-labels label', has_text="dYdX").first.click()
+            assert_drawn(pg, '.liqmap-chart[data-spec$="heatmap-12h-dydx.json"]')
+            assert not pg.errors, pg.errors
+            only_local(pg.requests)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # -- archive backfill -------------------------------------------------------------------------

@@ -2,19 +2,28 @@
 
 The build runs even when some (or every) source failed: it publishes from what
 the store holds, and the pages show each source's last status. The exit status
-is the build's (1 if it failed); a collection in which every source failed is
-reported on stderr but does not stop the build.
+is the build's (1 failed, 3 a snapshot held back by the sanity gate); a
+collection in which every source failed is reported on stderr but does not
+stop the build. ``--assets`` and ``--exchanges`` limit what is collected; the
+site is always built for every asset.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
+from .. import paths
+from . import build as build_cmd
 from .collect import collect_into, configure as configure_collect
 
 
 def configure(p) -> None:
     configure_collect(p)
+    p.add_argument("--out", type=Path, default=None, help=f"site directory (default: {paths.SITE_OUT})")
+    p.add_argument("--docs", type=Path, default=None, help=f"generated Markdown dir (default: {paths.DOCS_OUT})")
+    p.add_argument("--no-strict", action="store_true", help="do not pass --strict to MkDocs")
 
 
 def run(args) -> int:
@@ -23,17 +32,7 @@ def run(args) -> int:
         return 2
     if report.exit_code:
         print("liqmap run: no source delivered data this time; building from what is stored", file=sys.stderr)
-    from ..build import build  # imported only now: collecting must not pay for the site stack
-    from ..registry import RegistryError
-
-    try:
-        built = build(data_dir=args.data_dir)
-    except (RegistryError, KeyError, RuntimeError) as exc:
-        print(f"build failed: {exc}", file=sys.stderr)
-        return 1
-    for w in getattr(built, "warnings", None) or []:
-        print(f"warning: {w}", file=sys.stderr)
-    summary = getattr(built, "summary", None)
-    if callable(summary):
-        print(summary())
-    return 0
+    return build_cmd.run(argparse.Namespace(
+        data_dir=args.data_dir, assets=None, out=args.out, docs=args.docs, no_strict=args.no_strict,
+        shard=None, merge=None,
+    ))
