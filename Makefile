@@ -6,8 +6,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: site test serve check bench clean
 
+# Collects what the exchanges answer (a few seconds when offline), then builds; an empty
+# store is filled from the bundled real sample, so this works without a network.
 site: $(VENV)/.installed
-	$(BIN)/liqmap build
+	$(BIN)/liqmap run
 
 serve: $(VENV)/.installed
 	$(BIN)/liqmap serve

@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
 import requests
+import urllib3
 
 USER_AGENT = "liqmap/0.1 (+static liquidation-heatmap site; public market data only)"
 
@@ -166,6 +167,12 @@ def new_session() -> requests.Session:
     return s
 
 
+def _name_not_resolved(exc: BaseException) -> bool:
+    """True when requests failed because DNS does not know the host (urllib3 NameResolutionError)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NameResolutionError)
+
+
 def _retry_after(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
@@ -255,8 +262,13 @@ class HttpClient:
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                unresolvable = _name_not_resolved(exc)
+                if unresolvable:
+                    kind = "host name not resolved (offline?)"
                 last = kind
-                if attempt < pol.retries:
+                # An unknown host name stays unknown for the next seconds: one retry covers a
+                # resolver blip, more would only make an offline build wait half a minute.
+                if attempt < (min(pol.retries, 1) if unresolvable else pol.retries):
                     self._wait(pol.backoff(attempt, self.rng))
                     continue
                 raise TransientError(

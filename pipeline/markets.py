@@ -43,12 +43,17 @@ SAMPLE_MARKET = Market(
 
 
 def markets_for(asset: Asset, stored: set[tuple[str, str]]) -> list[Market]:
-    """The markets of ``asset`` that have stored candles; ``stored`` holds (exchange, instrument) pairs."""
+    """The markets of ``asset`` that have stored candles; ``stored`` holds (exchange, instrument) pairs.
+
+    The bundled sample stands in only while no live market of the asset has data:
+    its open interest is OKX's total, so adding it to live OKX data would count
+    the same positions twice.
+    """
     out = [
         Market(asset=asset.id, key=ex, candles=(ex, inst), oi=(ex, inst))
         for ex, inst in asset.instruments.items()
         if (ex, inst) in stored
     ]
-    if asset.id == SAMPLE_MARKET.asset and SAMPLE_MARKET.candles in stored:
+    if not out and asset.id == SAMPLE_MARKET.asset and SAMPLE_MARKET.candles in stored:
         out.append(SAMPLE_MARKET)
     return out

@@ -123,6 +123,26 @@ def test_connection_refused_is_transient():
     assert c.requests == FAST.retries + 1
 
 
+def test_unresolvable_host_gives_up_after_one_retry(monkeypatch):
+    """Offline (no DNS): one retry, not the full backoff, so an offline build does not stall."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kw):  # the machine's resolver, answering "unknown host" for this name
+        if host == "exchange.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    waits = []
+    policy = RetryPolicy(retries=4, backoff_base_s=0.5)
+    c = HttpClient("okx", "https://exchange.example", policy=policy, limiter=RateLimiter({}), sleep=waits.append)
+    with pytest.raises(TransientError, match="host name not resolved"):
+        c.get_json("/x")
+    assert c.requests == 2 and len(waits) == 1
+
+
 def test_404_and_other_4xx(srv):
     with pytest.raises(NotFound):
         client(srv, "dydx").get_json("/v4/no/such/endpoint")
