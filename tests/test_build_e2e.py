@@ -127,6 +127,23 @@ def test_instant_navigation_home_to_btc(page, server):
 
 
 @pytest.mark.browser
+def test_theme_toggle_redraws_charts(page, server):
+    page.goto(f"{server}/heatmaps/btc/")
+    chart = '.tabbed-block:first-child .liqmap-chart'
+    _assert_drawn(page, chart)
+    page.locator(chart).first.evaluate("el => { el.liqmapView.__before_toggle = true; }")
+    scheme = page.evaluate("document.body.getAttribute('data-md-color-scheme')")
+    page.locator("[data-md-component=palette] label:visible").first.click()
+    assert page.evaluate("document.body.getAttribute('data-md-color-scheme')") != scheme
+    page.wait_for_function(
+        """sel => { const el = document.querySelector(sel);
+                    return el.dataset.state === 'drawn' && el.liqmapView && !el.liqmapView.__before_toggle; }""",
+        arg=chart, timeout=15_000)
+    _assert_drawn(page, chart)
+    assert not page.errors, page.errors
+
+
+@pytest.mark.browser
 def test_asset_without_data(page, server):
     page.goto(f"{server}/heatmaps/eth/")
     assert page.locator("text=No data yet").first.is_visible()

@@ -54,6 +54,21 @@
     charts.forEach(function (el) { if (!el.dataset.state) observer.observe(el); });
   }
 
+  // The palette toggle flips data-md-color-scheme on <body>: redraw the drawn charts in the
+  // new theme (charts not drawn yet pick it up when they become visible).
+  var scheme = dark();
+  new MutationObserver(function () {
+    if (dark() === scheme) return;
+    scheme = dark();
+    document.querySelectorAll('.liqmap-chart[data-state="drawn"]').forEach(function (el) {
+      if (el.liqmapView) el.liqmapView.finalize();
+      el.liqmapView = null;
+      el.textContent = "";
+      delete el.dataset.state;
+      draw(el);
+    });
+  }).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+
   if (typeof document$ !== "undefined" && document$.subscribe) {
     document$.subscribe(init);  // fires on first load and after every instant navigation
   } else if (document.readyState === "loading") {
