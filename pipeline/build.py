@@ -566,8 +566,9 @@ def build(
     if shard and merge:
         raise ValueError("shard and merge are separate steps")
     t_all = time.perf_counter()
-    site = Path(out) if out is not None else paths.SITE_OUT
-    docs_dir = Path(docs) if docs is not None else paths.DOCS_OUT
+    # Resolved here: MkDocs runs from the checkout and reads relative paths against its config file.
+    site = (Path(out) if out is not None else paths.SITE_OUT).resolve()
+    docs_dir = (Path(docs) if docs is not None else paths.DOCS_OUT).resolve()
     report = BuildReport(docs_dir=docs_dir, site_dir=site)
     reg = registry.load()
     chosen = reg.assets if not assets else [reg.get(a) for a in assets]
@@ -588,7 +589,7 @@ def build(
             if v.has_data:
                 _render_asset_charts(v, docs_dir / "heatmaps" / v.asset.id)
         report.timings["charts"] = time.perf_counter() - tick
-        _snapshots(reg, chosen, dp, report, full=not assets and not shard)
+        _snapshots(chosen, reg, dp, report)
         views = list(report.assets.values())
 
     tick = time.perf_counter()
@@ -684,10 +685,12 @@ def _compute(reg, chosen, dp, strict, report, accuracy_results) -> None:
         store.close()
 
 
-def _snapshots(reg, chosen, dp, report, full: bool) -> None:
+def _snapshots(chosen, reg, dp, report) -> None:
     """Each asset's view becomes a dated immutable snapshot, gated against the previous one.
 
-    A candidate that fails the gate is held back (not written) and reported.
+    A candidate that fails the gate is held back (not written) and reported; so is
+    an asset of this build (all of them, a shard's or the ``--asset`` ones) that was
+    published before and now has no data.
     """
     tick = time.perf_counter()
     built = []
@@ -707,8 +710,7 @@ def _snapshots(reg, chosen, dp, report, full: bool) -> None:
         except snapshot.SnapshotExistsError as exc:
             # Same data time, different output (the model changed): keep the first, say so.
             report.warnings.append(f"{v.asset.id}: snapshot kept as first written: {exc}")
-    if full:  # only a full build can tell that an asset disappeared
-        report.held += snapshot.gate_missing(dp.snapshots, built, [a.id for a in reg.assets])
+    report.held += snapshot.gate_missing(dp.snapshots, built, [a.id for a in chosen])
     report.timings["snapshots"] = time.perf_counter() - tick
 
 

@@ -26,20 +26,24 @@ def _append_candles(db, factor: float, n: int = 30) -> None:
         })
 
 
-def test_gate_holds_back_price_off_by_ten_and_accepts_normal_drift(data_dir, tmp_path, capsys):
+def test_gate_holds_back_price_off_by_ten_and_accepts_normal_drift(data_dir, tmp_path, capsys, monkeypatch):
+    # Relative --out/--docs mean relative to the working directory (MkDocs alone would
+    # read them against its config file's folder).
+    monkeypatch.chdir(tmp_path)
+    build = ["build", "--out", "site", "--docs", "docs"]
     out = tmp_path / "site"
-    assert cli_main(["build", "--out", str(out)]) == 0
+    assert cli_main(build) == 0 and (out / "heatmaps" / "btc" / "index.html").exists()
     dp = data_paths()
     first = snapshot.list_snapshots(dp.snapshots, "btc")
     assert len(first) == 1 and snapshot.verify(first[0]) == []
 
     _append_candles(dp.db, 1.001)  # half an hour more, normal drift
-    assert cli_main(["build", "--out", str(out)]) == 0
+    assert cli_main(build) == 0
     assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2
 
     _append_candles(dp.db, 10.0)  # a feed that suddenly reports ten times the price
     capsys.readouterr()
-    assert cli_main(["build", "--out", str(out)]) == 3
+    assert cli_main(build) == 3
     err = capsys.readouterr().err
     assert "held back" in err and "btc" in err
     assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2  # nothing written
@@ -52,7 +56,7 @@ def _files(root):
 
 def test_shards_then_merge_equal_one_build(data_dir, tmp_path):
     whole = tmp_path / "whole"
-    assert cli_main(["build", "--out", str(whole)]) == 0
+    assert cli_main(["build", "--out", str(whole), "--docs", str(tmp_path / "whole-docs")]) == 0
     shard_docs = [tmp_path / f"shard{i}" for i in (1, 2)]
     for i, d in enumerate(shard_docs, 1):
         assert cli_main(["build", "--shard", f"{i}/2", "--docs", str(d)]) == 0
