@@ -61,6 +61,7 @@ def test_build_report_and_pages(built):
     assert "No data yet" in eth and "liqmap-chart" not in eth
     assert (site / "methodology" / "index.html").exists() and (site / "faq" / "index.html").exists()
     assert (site / "static" / "js" / "vendor" / "vega-lite.min.js").exists()
+    assert not list(site.glob("heatmaps/*.view.json"))  # shard-merge summaries are not published
     spec = json.loads((site / "heatmaps" / "btc" / "heatmap-12h.json").read_text())
     heat, *panels = spec["vconcat"]
     assert heat["layer"][0]["mark"]["type"] == "image"
