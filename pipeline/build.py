@@ -51,6 +51,9 @@ DOCS_MARKER = ".liqmap-docs"  # marks a docs dir as generated, so rebuilding may
 OI_MAX_AGE_MS = 6 * 3_600_000
 FUNDING_MAX_INTERVALS = 2
 DAY_MS = 86_400_000
+BOOK_BIN = 0.001  # snapshot book: 0.1 % price bins ...
+BOOK_SPAN = 0.5  # ... within +-50 % of the price (farther levels are 2x-leverage dust)
+SNAPSHOT_GRID_COLS = 240  # time columns per window kept in a snapshot's grid
 
 
 @dataclass
@@ -453,8 +456,50 @@ def _render_asset_charts(view: AssetView, folder: Path) -> None:
     view.liq_map_bytes = _write_json(folder / view.liq_map_file, spec)
 
 
+def binned_book(book: dict, price: float, width: float = BOOK_BIN, span: float = BOOK_SPAN) -> dict[str, np.ndarray]:
+    """The level book summed into price bins of ``width`` x price (anchored at the price) by side
+    and leverage, within +-``span`` of the price. A long history holds hundreds of thousands of
+    levels (20 MB of JSON per asset and snapshot at 90 days); the bins keep what a reader can use."""
+    p = np.asarray(book.get("price", []), float)
+    v = np.asarray(book.get("notional_usd", []), float)
+    side = np.asarray(book.get("side", []), np.int8)
+    lev = np.asarray(book.get("leverage", []), float)
+    step = price * width
+    keep = np.isfinite(p) & np.isfinite(v) & (v > 0) & (np.abs(p / price - 1) <= span)
+    k = np.floor((p[keep] - price) / step).astype(np.int64)
+    keys = np.stack([k, side[keep].astype(np.int64), np.round(lev[keep] * 100).astype(np.int64)], axis=1)
+    uniq, inv, count = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    total = np.bincount(inv.ravel(), weights=v[keep], minlength=len(uniq))
+    return {
+        "price_low": price + uniq[:, 0] * step, "price_high": price + (uniq[:, 0] + 1) * step,
+        "side": np.where(uniq[:, 1] > 0, "long", "short"), "leverage": uniq[:, 2] / 100.0,
+        "notional_usd": total, "levels": count,
+    }
+
+
+def _grid_table(tv: TimeframeView, max_cols: int = SNAPSHOT_GRID_COLS) -> dict[str, np.ndarray]:
+    """Non-empty cells of a window's aggregate grid, one row per cell and side, for the snapshot.
+
+    Every run snapshots every window, so the grid is kept compact: at most ``max_cols``
+    time columns (each the book at its column end, so every k-th column, not an average)
+    and notional to 3 significant digits (the colour scale has 256 steps). Measured on
+    the sample's 3-day window: 1.5 MB of Parquet at full precision, 0.3 MB rounded.
+    """
+    m = tv.col_end_ms.size
+    keep = np.unique(np.ceil(np.linspace(0, m, min(m, max_cols) + 1)[1:]).astype(np.int64) - 1)
+    g = tv.grid[:, keep, :]
+    side, col, b = np.nonzero(g > 0)
+    v = g[side, col, b]
+    scale = 10.0 ** (np.floor(np.log10(v)) - 2)
+    return {
+        "time_ms": tv.col_end_ms[keep][col], "price_low": tv.price_edges[b], "price_high": tv.price_edges[b + 1],
+        "side": np.where(side == 0, "long", "short"), "notional_usd": (np.round(v / scale) * scale).astype(np.float32),
+    }
+
+
 def _snapshot_tables(view: AssetView) -> dict:
-    """Tables the snapshot module persists: key levels per window, the level book, the windows."""
+    """Tables the snapshot module persists: key levels per window, the binned level book, the
+    windows, and each window's grid (``grid_<window>``, Parquet only)."""
     import pyarrow as pa
 
     lv = [dict(timeframe=tv.name, partial=tv.partial, **{k: getattr(c, k) for k in (
@@ -464,8 +509,11 @@ def _snapshot_tables(view: AssetView) -> dict:
                 "columns": int(tv.col_end_ms.size), "price_low": float(tv.price_edges[0]),
                 "price_high": float(tv.price_edges[-1]), "bins": int(tv.price_edges.size - 1)}
                for tv in view.timeframes]
-    book = {k: (v.tolist() if v.dtype == object else v) for k, v in view.book.items()}
-    return {"levels": pa.Table.from_pylist(lv), "book": pa.table(book), "windows": pa.Table.from_pylist(windows)}
+    tables = {"levels": pa.Table.from_pylist(lv), "book": pa.table(binned_book(view.book, view.price)),
+              "windows": pa.Table.from_pylist(windows)}
+    for tv in view.timeframes:
+        tables[f"grid_{tv.name}"] = pa.table(_grid_table(tv))
+    return tables
 
 
 def _mkdocs(docs: Path, site: Path, strict: bool, warnings: list[str], nav: list) -> None:

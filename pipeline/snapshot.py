@@ -62,6 +62,9 @@ _RESERVED = {"meta", "manifest"}
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
 FORMATS = ("csv", "json", "parquet")
+# Heatmap grids (tables named grid*) are stored as Parquet only: as CSV/JSON one
+# window's cells would be megabytes per snapshot, in every snapshot of every run.
+GRID_PREFIX = "grid"
 # Only these are copied into the site; Parquet stays in the data branch (it is the bulky one).
 DOWNLOAD_FORMATS = ("csv", "json")
 
@@ -311,11 +314,13 @@ def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta
     rows: dict[str, int] = {}
     for name in sorted(tables):
         t = tables[name]
-        files[f"{name}.csv"] = _csv_bytes(t)
-        files[f"{name}.json"] = _json_bytes(t)
+        if not name.startswith(GRID_PREFIX):
+            files[f"{name}.csv"] = _csv_bytes(t)
+            files[f"{name}.json"] = _json_bytes(t)
         files[f"{name}.parquet"] = _parquet_bytes(t)
         for ext in FORMATS:
-            rows[f"{name}.{ext}"] = t.num_rows
+            if f"{name}.{ext}" in files:
+                rows[f"{name}.{ext}"] = t.num_rows
     full_meta = {
         **_jsonable(dict(meta)),
         "format": FORMAT,
@@ -640,15 +645,30 @@ def _day_earlier(snaps: list[Path], now: Path, window_h: tuple[float, float] = (
     return best
 
 
+def _download_set(snaps: list[Path], days: float | None) -> set[Path]:
+    """Snapshots whose files the site carries: the newest, and the last of each UTC day within
+    ``days`` of it (all of them with ``days=None``). A run every two hours would otherwise put
+    twelve copies a day into the Pages artifact; the rest stay in the ``data`` branch."""
+    if days is None or not snaps:
+        return set(snaps)
+    newest = parse_stamp(snaps[-1].name)
+    last_of_day: dict[dt.date, Path] = {}
+    for p in snaps:  # oldest first, so each day ends with its last snapshot
+        taken = parse_stamp(p.name)
+        if (newest - taken).total_seconds() <= days * 86400:
+            last_of_day[taken.date()] = p
+    return {snaps[-1], *last_of_day.values()}
+
+
 def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_days: float | None = 7.0,
                    section: str = "Archive") -> list:
     """Write ``archive/index.md`` and ``archive/<asset>.md`` into ``docs_out`` and copy downloads.
 
     CSV/JSON (and meta/manifest) of each snapshot are copied to
-    ``docs_out/snapshots/<asset>/<stamp>/``; with ``download_days`` only
-    snapshots that recent (relative to the asset's newest) are copied and linked,
-    which bounds the size of the deployed site (older ones are listed with their
-    place in the ``data`` branch; ``None`` copies all). Returns MkDocs nav entries,
+    ``docs_out/snapshots/<asset>/<stamp>/``; with ``download_days`` only the
+    newest and the last of each day that recent are copied and linked, which
+    bounds the size of the deployed site (the others are listed with their place
+    in the ``data`` branch; ``None`` copies all). Returns MkDocs nav entries,
     e.g. ``[{"Archive": [{"Overview": "archive/index.md"}, {"Bitcoin": "archive/btc.md"}]}]``.
     """
     docs_out = Path(docs_out)
@@ -661,11 +681,12 @@ def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_d
         aid = paths.safe_name(asset.id)
         snaps = list_snapshots(snapshots_root, aid)
         newest = parse_stamp(snaps[-1].name) if snaps else None
+        with_downloads = _download_set(snaps, download_days)
         rows = []
         for p in reversed(snaps):
             taken = parse_stamp(p.name)
             manifest = load_manifest(p)
-            linked = download_days is None or (newest - taken).total_seconds() <= download_days * 86400
+            linked = p in with_downloads
             links = []
             if linked:
                 dest = docs_out / "snapshots" / aid / p.name
@@ -678,7 +699,7 @@ def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_d
                 tables = sorted(manifest.get("tables", {}))
                 links = [{"table": t, "rows": manifest["tables"][t]["rows"],
                           "formats": [(ext, f"../snapshots/{aid}/{p.name}/{t}.{ext}") for ext in DOWNLOAD_FORMATS]}
-                         for t in tables]
+                         for t in tables if f"{t}.{DOWNLOAD_FORMATS[0]}" in manifest["files"]]
             rows.append({
                 "stamp": p.name, "taken": _when(taken), "price": manifest.get("price"),
                 "data_from": _when(manifest.get("data_from")), "data_to": _when(manifest.get("data_to")),

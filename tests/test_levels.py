@@ -72,3 +72,19 @@ def test_confluence_counts_other_timeframes():
     assert scored["1w"][0].confluence == 0
     assert nearest(scored["24h"], "short").price_low == 61
     assert nearest(scored["24h"], "long") is None
+
+
+def test_snapshot_book_is_binned_by_price_side_and_leverage():
+    from pipeline.build import binned_book
+
+    book = {
+        "price": np.array([99.95, 99.91, 99.85, 100.05, 100.05, 160.0]),
+        "side": np.array([1, 1, 1, -1, -1, -1], np.int8),
+        "leverage": np.array([10.0, 10.0, 10.0, 25.0, 50.0, 2.0]),
+        "notional_usd": np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+    }
+    b = binned_book(book, 100.0, width=0.001, span=0.5)  # bins of $0.10 anchored at $100
+    rows = sorted(zip(b["price_low"].round(2), b["side"], b["leverage"], b["notional_usd"], b["levels"]))
+    assert rows == [(99.8, "long", 10.0, 4.0, 1), (99.9, "long", 10.0, 3.0, 2),
+                    (100.0, "short", 25.0, 8.0, 1), (100.0, "short", 50.0, 16.0, 1)]  # 160 is beyond +-50 %
+    assert np.allclose(b["price_high"] - b["price_low"], 0.1)

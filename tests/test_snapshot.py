@@ -65,8 +65,9 @@ def test_layout_meta_and_manifest(root: Path):
     folder = snapshot.write_snapshot(root, "btc", T, make_tables(), meta())
     assert folder == root / "btc" / "2026-09-21T1640Z"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted([f"{t}.{e}" for t in ("book", "grid_24h", "key_levels") for e in ("csv", "json", "parquet")]
-                           + ["manifest.json", "meta.json"])
+    # Grids are Parquet only (megabytes as CSV/JSON in every run's snapshot).
+    assert names == sorted([f"{t}.{e}" for t in ("book", "key_levels") for e in ("csv", "json", "parquet")]
+                           + ["grid_24h.parquet", "manifest.json", "meta.json"])
     m = json.loads((folder / "meta.json").read_text())
     assert m["asset"] == "btc" and m["taken_at"] == "2026-09-21T16:40:00Z" and m["liqmap_version"]
     assert m["model"] == {"leverage": [5, 10, 25, 50, 100]} and m["timeframes"] == ["24h"]
@@ -76,9 +77,10 @@ def test_layout_meta_and_manifest(root: Path):
     assert snapshot.verify(folder) == []
     assert snapshot.list_snapshots(root, "btc") == [folder]
     # CSV and JSON agree with the table; times are ISO UTC.
-    csv_lines = (folder / "grid_24h.csv").read_text().splitlines()
-    assert csv_lines[0] == "time,price_low,price_high,side,notional_usd"
-    assert csv_lines[1].startswith("2026-09-20T16:45:00Z,")
+    csv_lines = (folder / "book.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("price,") and len(csv_lines) == make_tables()["book"].num_rows + 1
+    assert snapshot.read_table(folder, "grid_24h").equals(make_tables()["grid_24h"])
+    assert man["files"]["grid_24h.parquet"]["rows"] == make_tables()["grid_24h"].num_rows
     rows = json.loads((folder / "key_levels.json").read_text())
     assert rows[0] == {"side": "long", "rank": 1, "price_low": 58200.0, "price_high": 58500.0,
                        "notional_usd": 3e6, "distance_pct": -2.75}
@@ -270,7 +272,7 @@ def test_archive_pages_escape_names_and_link_downloads(root: Path, tmp_path: Pat
     assert "(../snapshots/btc/2026-09-21T1640Z/key_levels.csv)" in page
     copied = docs / "snapshots" / "btc" / "2026-09-21T1640Z"
     assert sorted(p.name for p in copied.iterdir()) == sorted(
-        [f"{t}.{e}" for t in ("book", "grid_24h", "key_levels") for e in ("csv", "json")] + ["manifest.json", "meta.json"])
+        [f"{t}.{e}" for t in ("book", "key_levels") for e in ("csv", "json")] + ["manifest.json", "meta.json"])
     assert "No snapshot of Ethereum has been published yet." in (docs / "archive" / "eth.md").read_text()
 
     # MkDocs in strict mode accepts every link (the downloads exist where the pages point).
@@ -293,3 +295,13 @@ def test_archive_download_window(root: Path, tmp_path: Path):
     snapshot.render_archive(root, docs, _registry(), download_days=7)
     assert sorted(p.name for p in (docs / "snapshots" / "btc").iterdir()) == ["2026-09-21T1640Z"]
     assert "in the `data` branch (`snapshots/btc/2026-09-11T1640Z/`)" in (docs / "archive" / "btc.md").read_text()
+
+
+def test_site_carries_the_newest_and_the_last_of_each_day(tmp_path: Path):
+    snaps = [tmp_path / s for s in ("2026-09-10T0817Z", "2026-09-18T0217Z", "2026-09-18T2217Z",
+                                    "2026-09-19T0017Z", "2026-09-19T0217Z", "2026-09-20T0417Z")]
+    chosen = snapshot._download_set(snaps, 7.0)
+    # 09-10 is outside the week; 09-18 and 09-19 keep their last; 09-20's only one is the newest.
+    assert sorted(p.name for p in chosen) == ["2026-09-18T2217Z", "2026-09-19T0217Z", "2026-09-20T0417Z"]
+    assert snapshot._download_set(snaps, None) == set(snaps)
+    assert snapshot._download_set([], 7.0) == set()
