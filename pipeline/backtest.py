@@ -885,6 +885,18 @@ def window_clusters(
     return out
 
 
+def _evaluation_grid(candles: Mapping[str, np.ndarray], settings: Settings):
+    """Candle times, candle interval, evaluation step (h), evaluation times and the price paths after them."""
+    t = np.asarray(candles["time_ms"], np.int64)
+    iv = candle_interval_ms(t)
+    step_h = effective_step_h(t, settings)
+    ev = eval_times(t, step_ms=int(step_h * HOUR_MS), warmup_ms=int(settings.warmup_h * HOUR_MS),
+                    interval_ms=iv)
+    paths = price_paths(t, candles["high"], candles["low"], candles["close"], ev,
+                        horizons_h=settings.horizons_h, interval_ms=iv)
+    return t, iv, step_h, ev, paths
+
+
 def backtest_market(
     candles: Mapping[str, np.ndarray],
     oi_usd: np.ndarray,
@@ -905,13 +917,7 @@ def backtest_market(
     """
     from . import model
 
-    t = np.asarray(candles["time_ms"], np.int64)
-    iv = candle_interval_ms(t)
-    step_h = effective_step_h(t, settings)
-    ev = eval_times(t, step_ms=int(step_h * HOUR_MS), warmup_ms=int(settings.warmup_h * HOUR_MS),
-                    interval_ms=iv)
-    paths = price_paths(t, candles["high"], candles["low"], candles["close"], ev,
-                        horizons_h=settings.horizons_h, interval_ms=iv)
+    t, iv, step_h, ev, paths = _evaluation_grid(candles, settings)
     res = _run_model(model, candles, oi_usd, params)
     clusters = predict_clusters(res, ev, paths.price, bins=settings.price_bins, span_pct=settings.span_pct,
                                 top=max(settings.top_k, 5))
@@ -997,13 +1003,7 @@ def run_variants(
     """Backtest every variant of :func:`variant_params` and choose the default by :data:`SCORE_TEXT`."""
     from . import model
 
-    t = np.asarray(candles["time_ms"], np.int64)
-    iv = candle_interval_ms(t)
-    step_h = effective_step_h(t, settings)
-    ev = eval_times(t, step_ms=int(step_h * HOUR_MS), warmup_ms=int(settings.warmup_h * HOUR_MS),
-                    interval_ms=iv)
-    paths = price_paths(t, candles["high"], candles["low"], candles["close"], ev,
-                        horizons_h=settings.horizons_h, interval_ms=iv)
+    t, iv, step_h, ev, paths = _evaluation_grid(candles, settings)
     tb = candles.get("taker_buy_volume")
     has_taker = tb is not None and bool(np.isfinite(np.asarray(tb, float)).any())
     variants = variant_params(base_params, has_taker=has_taker)

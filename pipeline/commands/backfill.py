@@ -11,7 +11,8 @@ import argparse
 import datetime as dt
 import sys
 
-from .. import paths, registry
+from . import load_registry
+from .. import paths
 from .collect import _csv, print_report, reporter
 
 
@@ -33,10 +34,8 @@ def run(args) -> int:
     from ..collect import backfill
     from ..store import Store
 
-    try:
-        reg = registry.load()
-    except registry.RegistryError as exc:
-        print(exc, file=sys.stderr)
+    reg = load_registry()
+    if reg is None:
         return 2
     dp = paths.data_paths(args.data_dir).ensure()
     with Store(dp.db) as store:

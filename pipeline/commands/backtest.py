@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import load_registry
 from .. import backtest as bt
 from .. import paths, registry
 from ..markets import Market, markets_for
@@ -154,10 +155,8 @@ def format_table(result: dict) -> str:
 def run(args) -> int:
     from ..store import open_store
 
-    try:
-        reg = registry.load()
-    except registry.RegistryError as exc:
-        print(exc, file=sys.stderr)
+    reg = load_registry()
+    if reg is None:
         return 2
     settings = bt.Settings(min_cases=args.min_cases, top_k=args.top_k, warmup_h=args.warmup_h)
     with open_store(args.data_dir) as store:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from .. import paths, registry
+from . import load_registry
+from .. import paths
 
 
 def configure(p) -> None:
@@ -13,10 +13,8 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    try:
-        reg = registry.load(args.assets)
-    except registry.RegistryError as exc:
-        print(exc, file=sys.stderr)
+    reg = load_registry(args.assets)
+    if reg is None:
         return 2
     print(f"{args.assets.name}: {len(reg.assets)} assets OK: {', '.join(a.id for a in reg.assets)}")
     db = paths.data_paths(args.data_dir).db

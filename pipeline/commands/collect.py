@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from . import load_registry
 from .. import paths, registry
 
 
@@ -48,10 +49,8 @@ def collect_into(args):
     from ..collect import collect
     from ..store import Store
 
-    try:
-        reg = registry.load()
-    except registry.RegistryError as exc:
-        print(exc, file=sys.stderr)
+    reg = load_registry()
+    if reg is None:
         return None
     dp = paths.data_paths(args.data_dir).ensure()
     with Store(dp.db) as store:
