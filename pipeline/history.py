@@ -195,6 +195,21 @@ def _write_if_changed(table: str, path: Path, new: pa.Table, report: ExportRepor
     report.changed.append(path)
 
 
+def _without_sample(tbl: pa.Table) -> pa.Table:
+    """Drop the bundled sample's series: they ship with the code (sample/), and history is
+    what the exchanges told this deployment. A store that fell back to the sample then
+    never leaks it into the ``data`` branch."""
+    from .markets import SAMPLE_MARKET
+
+    if not {"exchange", "instrument"} <= set(tbl.column_names):
+        return tbl
+    keep = None
+    for ex, inst in {SAMPLE_MARKET.candles, SAMPLE_MARKET.oi}:
+        m = pc.invert(pc.and_(pc.equal(tbl["exchange"], ex), pc.equal(tbl["instrument"], inst)))
+        keep = m if keep is None else pc.and_(keep, m)
+    return tbl.filter(keep)
+
+
 def export(store: Store, dest: Path | None = None) -> ExportReport:
     """Write every raw table as Parquet partitions under ``dest``; rewrite only changed partitions."""
     # Default: the history folder beside the store's database (the same data directory).
@@ -202,7 +217,7 @@ def export(store: Store, dest: Path | None = None) -> ExportReport:
     report = ExportReport(root=dest)
     seen_lower: dict[str, str] = {}
     for table in TABLES:
-        tbl = store.con.sql(sql("history", f"export_{table}")).to_arrow_table()
+        tbl = _without_sample(store.con.sql(sql("history", f"export_{table}")).to_arrow_table())
         report.rows[table] = tbl.num_rows
         if table not in PARTITIONED:
             if tbl.num_rows:

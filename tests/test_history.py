@@ -22,7 +22,8 @@ def _ts(minutes: int) -> dt.datetime:
 def _fill(store: Store) -> None:
     """Rows in every raw table, several partitions, NULLs wherever the schema allows them."""
     n = 5
-    for ex, inst, quote in (("okx", "BTC-USDT-SWAP", "USDT"), ("bitflyer", "FX_BTC_JPY", "JPY")):
+    # Not the bundled sample's series (FX_BTC_JPY), which export leaves out on purpose.
+    for ex, inst, quote in (("okx", "BTC-USDT-SWAP", "USDT"), ("bitflyer", "FX_ETH_JPY", "JPY")):
         store.upsert("raw_candles", {
             "exchange": [ex] * n, "instrument": [inst] * n, "interval_s": [60] * n,
             "ts": [_ts(i) for i in range(n)],
@@ -201,3 +202,15 @@ def test_cli_export_and_restore(filled: Store, tmp_path: Path, capsys):
         assert s.count("raw_candles") == 10
     # No history yet (first run of the workflow) is not an error.
     assert cli.main(["--data-dir", str(tmp_path / "empty"), "restore"]) == 0
+
+
+def test_the_bundled_sample_is_not_exported(tmp_path: Path):
+    from pipeline.sample import load_if_empty
+
+    with Store(tmp_path / "s.duckdb") as store:
+        assert load_if_empty(store)
+        store.upsert("raw_funding", {"exchange": ["okx"], "instrument": ["BTC-USDT-SWAP"],
+                                     "ts": [dt.datetime(2026, 9, 21, 8)], "rate": [0.0001]})
+        rep = history.export(store, tmp_path / "history")
+    assert rep.rows["raw_candles"] == 0 and rep.rows["raw_open_interest"] == 0 and rep.rows["raw_funding"] == 1
+    assert not list((tmp_path / "history").rglob("*bitflyer*")) and not list((tmp_path / "history").rglob("*BTC-TOTAL*"))
