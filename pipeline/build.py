@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,8 +65,6 @@ class MapView:
     price_close: np.ndarray  # at the column ends (NaN where there is no candle yet)
     panels: list[charts.Panel]
     spec_file: str = ""
-    spec_bytes: int = 0
-    png_bytes: int = 0
 
 
 @dataclass
@@ -80,8 +77,6 @@ class TimeframeView:
     col_end_ms: np.ndarray
     price_edges: np.ndarray
     grid: np.ndarray  # (2, m, k): [0] long levels, [1] short levels, USD
-    price_ms: np.ndarray
-    price_close: np.ndarray
     clusters: list[levels.Cluster]
     maps: list[MapView] = field(default_factory=list)  # [0] the aggregate, then one per market if > 1
 
@@ -102,7 +97,6 @@ class AssetView:
     timeframes: list[TimeframeView] = field(default_factory=list)
     book: dict = field(default_factory=dict)  # concatenated market books + "market" labels
     liq_map_file: str = ""
-    liq_map_bytes: int = 0
     freshness: list[dict] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     sample: dict | None = None  # banner facts when built from the bundled sample
@@ -177,18 +171,19 @@ def _run_market(store, asset, params, mk: Market) -> dict | None:
         "oi_last_ms": int(o["time_ms"].max()) if o["time_ms"].size else None, "oi_first_ms":
         int(o["time_ms"].min()) if o["time_ms"].size else None,
         "oi": o, "funding": {"time_ms": f["time_ms"], "rate_8h": indicators.funding_per_8h(f["time_ms"], f["rate"])},
-        "funding_step_ms": indicators.funding_interval_ms(f["time_ms"]),
+        # A venue's rate older than a couple of its own intervals is a gap, not the current rate.
+        "funding_max_age_ms": FUNDING_MAX_INTERVALS * (indicators.funding_interval_ms(f["time_ms"])
+                                                       or indicators.FUNDING_BASIS_MS),
     }
 
 
 def _context(run: dict, ends: np.ndarray) -> dict[str, np.ndarray]:
     """One market's price, open interest and funding at the column ends."""
     c, o, f = run["candles"], run["oi"], run["funding"]
-    step = run["funding_step_ms"] or 8 * 3_600_000
     return {
         "close": indicators.at_column_ends(c["time_ms"], c["close"], ends),
         "oi": indicators.at_column_ends(o["time_ms"], o["oi_usd"], ends, OI_MAX_AGE_MS),
-        "funding": indicators.at_column_ends(f["time_ms"], f["rate_8h"], ends, FUNDING_MAX_INTERVALS * step),
+        "funding": indicators.at_column_ends(f["time_ms"], f["rate_8h"], ends, run["funding_max_age_ms"]),
     }
 
 
@@ -205,12 +200,7 @@ def _aggregate_context(ctx: list[dict], primary: int) -> dict[str, np.ndarray]:
     where no OI is known), the price of the primary market."""
     oi = np.stack([x["oi"] for x in ctx])
     fund = np.stack([x["funding"] for x in ctx])
-    weighted = indicators.weighted_mean(fund, oi)
-    with warnings.catch_warnings():  # all-NaN columns are expected (no funding stored yet)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        plain = np.nanmean(fund, axis=0)
-    return {"close": ctx[primary]["close"], "oi": indicators.total(oi),
-            "funding": np.where(np.isfinite(weighted), weighted, plain)}
+    return {"close": ctx[primary]["close"], "oi": indicators.total(oi), "funding": indicators.funding_across(fund, oi)}
 
 
 def _current(runs: list[dict], now_ms: int) -> dict[str, float]:
@@ -218,16 +208,13 @@ def _current(runs: list[dict], now_ms: int) -> dict[str, float]:
     at = np.array([now_ms - DAY_MS, now_ms], dtype=np.int64) + 1  # "before" is strict
     oi = np.stack([indicators.at_column_ends(r["oi"]["time_ms"], r["oi"]["oi_usd"], at, OI_MAX_AGE_MS) for r in runs])
     fund = np.array([indicators.at_column_ends(r["funding"]["time_ms"], r["funding"]["rate_8h"], at[1:],
-                                               FUNDING_MAX_INTERVALS * (r["funding_step_ms"] or 8 * 3_600_000))[0]
+                                               r["funding_max_age_ms"])[0]
                      for r in runs])
     both = np.isfinite(oi).all(axis=1)
     change = oi[both, 1].sum() / oi[both, 0].sum() - 1.0 if both.any() and oi[both, 0].sum() > 0 else math.nan
     now_oi = oi[:, 1]
-    weighted = indicators.weighted_mean(fund[:, None], now_oi[:, None])[0]
-    if not math.isfinite(weighted) and np.isfinite(fund).any():
-        weighted = float(np.nanmean(fund))  # no OI to weight by: equal weights
-    return {"oi_usd": float(np.nansum(now_oi)) if np.isfinite(now_oi).any() else math.nan,
-            "oi_change_24h": float(change), "funding_8h": float(weighted)}
+    return {"oi_usd": float(indicators.total(now_oi[:, None])[0]), "oi_change_24h": float(change),
+            "funding_8h": float(indicators.funding_across(fund[:, None], now_oi[:, None])[0])}
 
 
 def _view(store, reg, asset, stored, status_rows) -> AssetView:
@@ -294,10 +281,9 @@ def _view(store, reg, asset, stored, status_rows) -> AssetView:
             maps += [MapView(r["market"].key, r["market"].title, g.sum(axis=0).astype(np.float32), x["close"],
                              _panels(x["close"], x["oi"], x["funding"], step, "Open interest (USD)"))
                      for r, g, x in zip(runs, grids, ctx)]
-        ok = np.isfinite(agg["close"])
         view.timeframes.append(TimeframeView(
             name=tf, label=label, partial=partial, t0_ms=t0, t1_ms=int(ends[-1]), col_end_ms=ends,
-            price_edges=edges, grid=grid, price_ms=ends[ok], price_close=agg["close"][ok], clusters=found, maps=maps,
+            price_edges=edges, grid=grid, clusters=found, maps=maps,
         ))
     for k, v in _current(runs, last_ms + candle_ms).items():
         setattr(view, k, v)
@@ -425,10 +411,8 @@ def _prepare_docs(docs: Path) -> None:
     shutil.copytree(paths.SITE_STATIC, docs / "static")
 
 
-def _write_json(path: Path, spec: dict) -> int:
-    text = json.dumps(spec, separators=(",", ":"), allow_nan=False)
-    path.write_text(text, encoding="utf-8")
-    return len(text.encode())
+def _write_json(path: Path, spec: dict) -> None:
+    path.write_text(json.dumps(spec, separators=(",", ":"), allow_nan=False), encoding="utf-8")
 
 
 def _render_asset_charts(view: AssetView, folder: Path) -> None:
@@ -442,18 +426,16 @@ def _render_asset_charts(view: AssetView, folder: Path) -> None:
                 mv.grid, tv.col_end_ms, tv.price_edges, tv.col_end_ms[ok], mv.price_close[ok],
                 title=f"{name}{whose}: estimated liquidation levels, {tv.label}", panels=mv.panels,
             )
-            url = spec["datasets"]["image"][0]["url"]
-            mv.png_bytes = len(url.split(",", 1)[1]) * 3 // 4
             # The aggregate keeps the plain name, so links to heatmap-<window>.json stay valid.
             mv.spec_file = f"heatmap-{tv.slug}.json" if mv.key == "all" else f"heatmap-{tv.slug}-{paths.safe_name(mv.key)}.json"
-            mv.spec_bytes = _write_json(folder / mv.spec_file, spec)
+            _write_json(folder / mv.spec_file, spec)
             mv.grid = None  # the spec holds what the page needs; per-market grids add up across assets
     lo, hi = _liq_range(view.book, view.price)
     spec = charts.liquidation_map_spec(
         view.book, view.price, lo, hi, bins=LIQ_MAP_BINS, title=f"{name}: liquidation map (current level book)"
     )
     view.liq_map_file = "liquidation-map.json"
-    view.liq_map_bytes = _write_json(folder / view.liq_map_file, spec)
+    _write_json(folder / view.liq_map_file, spec)
 
 
 def binned_book(book: dict, price: float, width: float = BOOK_BIN, span: float = BOOK_SPAN) -> dict[str, np.ndarray]:

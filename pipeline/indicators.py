@@ -110,6 +110,16 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
+def funding_across(funding: np.ndarray, oi: np.ndarray) -> np.ndarray:
+    """Funding over markets (markets x columns): weighted by open interest, and an equal-weight
+    mean where no market with funding has a known OI (e.g. before OI history begins)."""
+    f = np.asarray(funding, dtype=float)
+    weighted = weighted_mean(f, oi)
+    n = np.isfinite(f).sum(axis=0)
+    plain = np.where(n > 0, np.where(np.isfinite(f), f, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    return np.where(np.isfinite(weighted), weighted, plain)
+
+
 def total(values: np.ndarray) -> np.ndarray:
     """Column sums over markets (markets x columns); NaN only where every market is NaN."""
     v = np.asarray(values, dtype=float)

@@ -68,3 +68,12 @@ def test_weighted_mean_and_total_ignore_missing_markets():
     assert math.isnan(m[2])  # its only value has no weight
     t = ind.total(np.array([[1.0, np.nan, np.nan], [2.0, 5.0, np.nan]]))
     assert t[:2].tolist() == [3.0, 5.0] and math.isnan(t[2])
+
+
+def test_funding_across_markets_weights_by_oi_else_equally():
+    f = np.array([[0.001, 0.001, np.nan], [0.003, 0.003, np.nan]])
+    oi = np.array([[1.0, np.nan, 1.0], [3.0, np.nan, 1.0]])
+    out = ind.funding_across(f, oi)
+    assert out[0] == pytest.approx(0.0025)  # (1 x 0.001 + 3 x 0.003) / 4
+    assert out[1] == pytest.approx(0.002)  # no OI known: the plain mean
+    assert math.isnan(out[2])  # no funding at all

@@ -331,11 +331,11 @@ class ReplayServer:
                 return js([{"coin": coin, "fundingRate": _f(r / 8), "premium": _f(r / 10), "time": t} for t, r in rows])
             return 422, b"Failed to deserialize the JSON body", "text/plain"
         elif ex == "dydx":
+            ticker = path.rsplit("/", 1)[-1]
+            coin = S.INSTRUMENTS["dydx"].get(ticker)
+            if coin is None and path.startswith(("/v4/candles/perpetualMarkets/", "/v4/historicalFunding/")):
+                return 404, b'{"errors":[{"msg":"ticker not found"}]}', "application/json"
             if path.startswith("/v4/candles/perpetualMarkets/"):
-                ticker = path.rsplit("/", 1)[-1]
-                coin = S.INSTRUMENTS["dydx"].get(ticker)
-                if coin is None:
-                    return 404, b'{"errors":[{"msg":"ticker not found"}]}', "application/json"
                 lo = _from_iso(q["fromISO"]) if q.get("fromISO") else None
                 hi = _from_iso(q["toISO"]) if q.get("toISO") else None
                 rows = S.window(coin, lo, hi, now)[::-1][: _limit(q, 100, 1000)]
@@ -346,10 +346,6 @@ class ReplayServer:
                     "usdVolume": _f(c.volume / 20 * c.close, 4), "trades": 42,
                     "startingOpenInterest": _f(c.oi / 40, 4), "id": f"{ticker}-{c.ts}"} for c in rows]})
             if path.startswith("/v4/historicalFunding/"):
-                ticker = path.rsplit("/", 1)[-1]
-                coin = S.INSTRUMENTS["dydx"].get(ticker)
-                if coin is None:
-                    return 404, b'{"errors":[{"msg":"ticker not found"}]}', "application/json"
                 hi = _from_iso(q["effectiveBeforeOrAt"]) if q.get("effectiveBeforeOrAt") else None
                 rows = S.funding(coin, S.HOUR, None, hi, now)[::-1][: _limit(q, 100, 1000)]
                 return js({"historicalFunding": [{"ticker": ticker, "rate": _f(r / 8, 10), "price": _f(S.price_at(coin, t), 5),
