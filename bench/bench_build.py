@@ -59,9 +59,10 @@ def fill(data_dir: Path, days: int, seed: int = 0) -> dict[str, int]:
     import pyarrow as pa
 
     from pipeline import registry
-    from pipeline.collect import SourceOutcome, new_run_id
-    from pipeline.exchanges import SCHEMAS, registry as exchange_classes
-    from pipeline.store import open_store
+    from pipeline.collect.exchanges.base import SCHEMAS
+    from pipeline.collect.exchanges.base import registry as exchange_classes
+    from pipeline.collect.live import SourceOutcome, new_run_id
+    from pipeline.store.db import open_store
 
     rng = np.random.default_rng(seed)
     reg, venues = registry.load(), exchange_classes()

@@ -43,7 +43,7 @@ def synthetic(n: int, seed: int = 0):
 def one(size: str, repeats: int, fade: float | None) -> dict:
     import numpy as np
 
-    from pipeline import model
+    from pipeline.model import book as model
 
     n = SIZES[size]
     t, o, h, lo, c, oi, vol, tb = synthetic(n)
@@ -82,7 +82,7 @@ def main() -> int:
         print(json.dumps(one(a.child, a.repeats, a.fade)))
         return 0
     # Baseline RSS of a bare interpreter with numpy + the model imported, for context.
-    base = subprocess.run([sys.executable, "-c", "import resource, numpy, sys; sys.path.insert(0, %r); import pipeline.model;"
+    base = subprocess.run([sys.executable, "-c", "import resource, numpy, sys; sys.path.insert(0, %r); import pipeline.model.book;"
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)" % str(ROOT)],
                           capture_output=True, text=True, check=True)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")

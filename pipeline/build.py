@@ -31,11 +31,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import charts, indicators, levels, model, paths, registry, snapshot
-from .markets import Market, markets_for
-from .sample import JPY_PER_USD
-from .store import open_store
-
+from pipeline import paths, registry
+from pipeline.markets import Market, markets_for
+from pipeline.model import book as model
+from pipeline.model import indicators, levels
+from pipeline.render.charts import heatmap as charts
+from pipeline.snapshots import files as snapshot
+from pipeline.store.db import open_store
+from pipeline.store.sample import JPY_PER_USD
 
 MAX_COLS = 1000
 # Price padding around the window's low/high per timeframe (fraction of price):
@@ -626,7 +629,7 @@ def build(
     env = _env()
     now = dt.datetime.now(dt.UTC)
     common = {"built_at": now.strftime("%Y-%m-%d %H:%M UTC"), "views": views}
-    from .commands.backtest import section_contexts, write_accuracy_pages
+    from pipeline.commands.backtest import section_contexts, write_accuracy_pages
 
     pages = {}
     if not merge:
@@ -675,7 +678,7 @@ def _write_pages(pages: dict[Path, str], report: BuildReport) -> None:
 
 def _compute(reg, chosen, dp, strict, report, accuracy_results) -> None:
     """Model, views and backtest for the chosen assets (the store is open only here)."""
-    from .commands.backtest import run_for_asset
+    from pipeline.commands.backtest import run_for_asset
 
     tick = time.perf_counter()
     store = open_store(dp.root)
@@ -772,6 +775,6 @@ def _collect_shards(reg, chosen, shard_docs: list[Path], docs_dir: Path, report)
 
 
 def _load_sample(store) -> bool:
-    from .sample import load_if_empty
+    from pipeline.store.sample import load_if_empty
 
     return load_if_empty(store)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Asset
-
+from pipeline.registry import Asset
 
 # How the venues write their own names.
 EXCHANGE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX", "hyperliquid": "Hyperliquid", "dydx": "dYdX"}

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import paths
+from pipeline import paths
 
 EXCHANGES = ("binance", "bybit", "okx", "hyperliquid", "dydx")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from pipeline import backtest as bt
+from pipeline.backtest import core as bt
 
 H = bt.HOUR_MS
 M5 = 300_000
@@ -307,7 +307,7 @@ def test_fit_weights_renormalises():
 def sample_result(tmp_path_factory):
     from pipeline import registry
     from pipeline.commands.backtest import run_for_asset
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     with Store(tmp_path_factory.mktemp("bt") / "s.duckdb") as store:
         return run_for_asset(store, registry.load(), "btc", variants=True)
@@ -340,8 +340,8 @@ def _env():
 
 
 def test_templates_render(sample_result, tmp_path):
-    from pipeline import backtest_charts as bc
     from pipeline.commands.backtest import section_contexts, write_accuracy_pages
+    from pipeline.render.charts import accuracy as bc
 
     pages = write_accuracy_pages(_env(), [sample_result], tmp_path)
     text = pages[0].read_text()
@@ -360,7 +360,7 @@ def test_templates_render(sample_result, tmp_path):
 
 
 def test_template_escapes_names(sample_result):
-    from pipeline import backtest_charts as bc
+    from pipeline.render.charts import accuracy as bc
 
     r = dict(sample_result, name="<script>x</script>")
     text = _env().get_template("accuracy.md.j2").render(acc=bc.accuracy_context([r]))
@@ -368,7 +368,7 @@ def test_template_escapes_names(sample_result):
 
 
 def test_chart_spec_has_rates_and_error_bars():
-    from pipeline import backtest_charts as bc
+    from pipeline.render.charts import accuracy as bc
 
     summary = [
         {"horizon_h": 4, "side": "both", "cases": 100, "n_eff": 25, "skipped": False, "hit_rate": 0.2,
@@ -410,7 +410,7 @@ def test_run_for_asset_with_realized_liquidations(tmp_path):
 
     from pipeline import registry
     from pipeline.commands.backtest import run_for_asset
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     rng = np.random.default_rng(5)
     n = 4 * 24 * 12  # four days of 5-minute candles

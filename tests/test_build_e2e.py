@@ -12,8 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from browserkit import assert_drawn as _assert_drawn
+from browserkit import only_local as _only_local
+from browserkit import open_page
 
-from browserkit import assert_drawn as _assert_drawn, only_local as _only_local, open_page
 from pipeline.build import build
 from pipeline.commands.serve import make_server
 

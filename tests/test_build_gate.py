@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline import snapshot
 from pipeline.cli import main as cli_main
 from pipeline.markets import SAMPLE_MARKET
 from pipeline.paths import data_paths
-from pipeline.store import Store
+from pipeline.snapshots import files as snapshot
+from pipeline.store.db import Store
 
 
 def _append_candles(db, factor: float, n: int = 30) -> None:

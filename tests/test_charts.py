@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import charts
+from pipeline.render.charts import heatmap as charts
 
 T0 = 1_790_000_000_000
 

@@ -15,14 +15,14 @@ import sys
 import threading
 
 import pytest
-
-from pipeline import cli, settings
-from pipeline.collect import backfill, collect
-from pipeline.exchanges.bybit import Bybit
-from pipeline.http import RetryPolicy
 from replay import series as S
 from replay.harness import FAST, counts, factory, new_store, per_exchange, registry_for_tests
 from replay.server import ReplayServer
+
+from pipeline import cli, settings
+from pipeline.collect.exchanges.bybit import Bybit
+from pipeline.collect.http import RetryPolicy
+from pipeline.collect.live import backfill, collect
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
 HOUR = 3_600_000
@@ -273,7 +273,7 @@ def cli_env(srv, monkeypatch, tmp_path):
     for k, v in srv.env().items():
         monkeypatch.setenv(k, v)
     settings.get.cache_clear()
-    import pipeline.collect as collect_mod
+    import pipeline.collect.live as collect_mod
 
     monkeypatch.setattr(collect_mod.time, "time", lambda: srv.now_ms / 1000)
     monkeypatch.setattr(collect_mod, "ClientFactory", lambda: factory())
@@ -348,6 +348,7 @@ def test_cli_run_collects_then_builds(srv, cli_env, tmp_path):
 @pytest.mark.browser
 def test_per_exchange_heatmap_tab_draws(srv, cli_env, tmp_path, browser):
     from browserkit import assert_drawn, only_local, open_page
+
     from pipeline.commands.serve import make_server
 
     site = _run_btc(cli_env, tmp_path)

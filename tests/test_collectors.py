@@ -8,19 +8,28 @@ import datetime as dt
 import math
 
 import pytest
-
-from pipeline import settings
-from pipeline.exchanges import (INTERVAL_MS, ApiError, Batch, PageChecker, Reject, candle_row, ms_to_dt, number,
-                                registry as exchange_registry)
-from pipeline.exchanges.binance import Binance
-from pipeline.exchanges.bybit import Bybit
-from pipeline.exchanges.dydx import Dydx
-from pipeline.exchanges.hyperliquid import Hyperliquid
-from pipeline.exchanges.okx import Okx
-from pipeline.http import BadPayload
 from replay import series as S
 from replay.harness import factory
 from replay.server import ReplayServer, fixture
+
+from pipeline import settings
+from pipeline.collect.exchanges.base import (
+    INTERVAL_MS,
+    ApiError,
+    Batch,
+    PageChecker,
+    Reject,
+    candle_row,
+    ms_to_dt,
+    number,
+)
+from pipeline.collect.exchanges.base import registry as exchange_registry
+from pipeline.collect.exchanges.binance import Binance
+from pipeline.collect.exchanges.bybit import Bybit
+from pipeline.collect.exchanges.dydx import Dydx
+from pipeline.collect.exchanges.hyperliquid import Hyperliquid
+from pipeline.collect.exchanges.okx import Okx
+from pipeline.collect.http import BadPayload
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
 FIX_NOW = S.ORIGIN_MS + 86_400_000  # "now" for the recorded fixtures (all rows are before it)

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import cli, history
-from pipeline.store import TABLES, Store, sql
+from pipeline import cli
+from pipeline.store import history
+from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
 
@@ -205,7 +206,7 @@ def test_cli_export_and_restore(filled: Store, tmp_path: Path, capsys):
 
 
 def test_the_bundled_sample_is_not_exported(tmp_path: Path):
-    from pipeline.sample import load_if_empty
+    from pipeline.store.sample import load_if_empty
 
     with Store(tmp_path / "s.duckdb") as store:
         assert load_if_empty(store)

@@ -7,11 +7,25 @@ import time
 
 import pytest
 import requests
-
-from pipeline.http import (LIMITS, BadPayload, ClientFactory, GeoBlocked, HttpClient, HttpError, Limit, NotFound,
-                           RateLimited, RateLimiter, RetryPolicy, TokenBucket, TransientError, new_session)
 from replay.harness import FAST
 from replay.server import ReplayServer
+
+from pipeline.collect.http import (
+    LIMITS,
+    BadPayload,
+    ClientFactory,
+    GeoBlocked,
+    HttpClient,
+    HttpError,
+    Limit,
+    NotFound,
+    RateLimited,
+    RateLimiter,
+    RetryPolicy,
+    TokenBucket,
+    TransientError,
+    new_session,
+)
 
 KLINES = "/fapi/v1/klines"
 Q = {"symbol": "BTCUSDT", "interval": "5m", "limit": 3}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import indicators as ind
+from pipeline.model import indicators as ind
 
 H = 3_600_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.levels import Cluster, confluence, find_clusters, nearest
+from pipeline.model.levels import Cluster, confluence, find_clusters, nearest
 
 EDGES = np.arange(0.0, 101.0)  # 100 bins of width 1, price axis 0..100
 

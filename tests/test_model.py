@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import model, registry
-from pipeline.model import LONG, SHORT, ModelParams
+from pipeline import registry
+from pipeline.model import book as model
+from pipeline.model.book import LONG, SHORT, ModelParams
 
 H = 3_600_000
 T0 = 1_790_000_000_000

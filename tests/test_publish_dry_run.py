@@ -31,12 +31,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from pipeline import cli, paths, settings, snapshot
-from pipeline.store import Store
 from replay import series as S
 from replay.harness import counts, factory
 from replay.server import ReplayServer
+
+from pipeline import cli, paths, settings
+from pipeline.snapshots import files as snapshot
+from pipeline.store.db import Store
 
 WORKFLOW = yaml.safe_load((paths.ROOT / ".github/workflows/publish.yml").read_text(encoding="utf-8"))
 NOW = S.ORIGIN_MS + 2 * 86_400_000 + 6 * 3_600_000  # two and a quarter days of replayed data
@@ -199,7 +200,7 @@ class Job:
 @pytest.fixture
 def replay(monkeypatch):
     """The replay server as every exchange, its clock the collectors' clock."""
-    import pipeline.collect as collect_mod
+    import pipeline.collect.live as collect_mod
 
     with ReplayServer(now_ms=NOW) as srv:
         for k, v in srv.env().items():

@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import registry, snapshot
+from pipeline import registry
+from pipeline.snapshots import files as snapshot
 
 T = dt.datetime(2026, 9, 21, 16, 40, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=5)

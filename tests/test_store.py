@@ -7,9 +7,9 @@ import datetime as dt
 import duckdb
 import pytest
 
-from pipeline import sample
 from pipeline.markets import SAMPLE_MARKET
-from pipeline.store import Store
+from pipeline.store import sample
+from pipeline.store.db import Store
 
 
 def candles(n=3, low=100.0):

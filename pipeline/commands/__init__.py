@@ -5,7 +5,7 @@ def load_registry(path=None):
     """The asset registry, or None after printing its error (file, asset, field) to stderr."""
     import sys
 
-    from .. import registry
+    from pipeline import registry
 
     try:
         return registry.load(path) if path is not None else registry.load()

@@ -11,9 +11,9 @@ import argparse
 import datetime as dt
 import sys
 
-from . import load_registry
-from .. import paths
-from .collect import _csv, print_report, reporter
+from pipeline import paths
+from pipeline.commands import load_registry
+from pipeline.commands.collect import _csv, print_report, reporter
 
 
 def _date(value: str) -> dt.date:
@@ -31,8 +31,8 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from ..collect import backfill
-    from ..store import Store
+    from pipeline.collect.live import backfill
+    from pipeline.store.db import Store
 
     reg = load_registry()
     if reg is None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from . import load_registry
-from .. import backtest as bt
-from .. import paths, registry
-from ..markets import Market, markets_for
+from pipeline import paths, registry
+from pipeline.backtest import core as bt
+from pipeline.commands import load_registry
+from pipeline.markets import Market, markets_for
 
 
 def configure(p) -> None:
@@ -44,7 +44,7 @@ def _stored_candle_pairs(store) -> set[tuple[str, str]]:
 
 def _market_arrays(store, market: Market) -> tuple[dict, np.ndarray, dict | None]:
     """Candles (USD), OI aligned to candles, realized liquidations (or None) of one market."""
-    from .. import model
+    from pipeline.model import book as model
 
     ex, inst = market.candles
     candles = store.arrays("market_candles", exchange=ex, instrument=inst, since_ms=0)
@@ -64,7 +64,8 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
     multiply the cost by ~27 and the longest history is the best evidence).
     Loads the bundled sample first when the store is empty.
     """
-    from .. import model, sample
+    from pipeline.model import book as model
+    from pipeline.store import sample
 
     settings = settings or bt.Settings()
     if isinstance(asset, str):
@@ -74,7 +75,7 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
     params = model.ModelParams.from_asset(asset, registry_.settings_for(asset))
     tfs = {tf: registry.TIMEFRAMES_MS[tf] for tf in asset.timeframes}
     try:  # windows are drawn with the site's own price padding when the build ships
-        from ..build import PRICE_PAD as pads
+        from pipeline.build import PRICE_PAD as pads
     except ImportError:  # pragma: no cover - depends on which helpers have shipped
         pads = bt.DEFAULT_PADS
     out: dict[str, Any] = {
@@ -153,14 +154,14 @@ def format_table(result: dict) -> str:
 
 
 def run(args) -> int:
-    from ..store import open_store
+    from pipeline.store.db import open_store
 
     reg = load_registry()
     if reg is None:
         return 2
     settings = bt.Settings(min_cases=args.min_cases, top_k=args.top_k, warmup_h=args.warmup_h)
     with open_store(args.data_dir) as store:
-        from .. import sample
+        from pipeline.store import sample
 
         if sample.load_if_empty(store):
             print("store was empty: loaded the bundled sample (about two days; figures are indicative only)")
@@ -207,7 +208,7 @@ def write_accuracy_pages(env, results: list[dict], docs_dir: Path) -> list[Path]
     heatmap specs do: ``accuracy/<file>`` from the page, ``../accuracy/<file>``
     from ``heatmaps/<asset>.md``). Returns the Markdown page written.
     """
-    from .. import backtest_charts as bc
+    from pipeline.render.charts import accuracy as bc
 
     folder = Path(docs_dir) / "accuracy"
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,6 +221,6 @@ def write_accuracy_pages(env, results: list[dict], docs_dir: Path) -> list[Path]
 
 def section_contexts(results: list[dict]) -> dict[str, dict]:
     """{asset id: context} for ``_accuracy_section.md.j2`` (pass as ``accuracy`` to asset pages)."""
-    from .. import backtest_charts as bc
+    from pipeline.render.charts import accuracy as bc
 
     return {r["asset"]: bc.asset_context(r) for r in results}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import paths
+from pipeline import paths
 
 
 def configure(p) -> None:
@@ -18,8 +18,8 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from ..build import build, parse_shard
-    from ..registry import RegistryError
+    from pipeline.build import build, parse_shard
+    from pipeline.registry import RegistryError
 
     try:
         shard = parse_shard(args.shard) if args.shard else None

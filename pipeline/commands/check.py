@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import load_registry
-from .. import paths
+from pipeline import paths
+from pipeline.commands import load_registry
 
 
 def configure(p) -> None:
@@ -19,7 +19,7 @@ def run(args) -> int:
     print(f"{args.assets.name}: {len(reg.assets)} assets OK: {', '.join(a.id for a in reg.assets)}")
     db = paths.data_paths(args.data_dir).db
     if db.exists():
-        from ..store import Store
+        from pipeline.store.db import Store
 
         with Store(db, read_only=True) as s:
             for row in s.query("table_counts").to_pylist():

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from . import load_registry
-from .. import paths, registry
+from pipeline import paths, registry
+from pipeline.commands import load_registry
 
 
 def _csv(value: str) -> list[str]:
@@ -28,7 +28,7 @@ def configure(p) -> None:
 
 def reporter(quiet: bool = False):
     """Progress on a terminal: one stderr line per finished source; otherwise nothing until the table."""
-    from ..collect import progress_line
+    from pipeline.collect.live import progress_line
 
     if quiet or not sys.stderr.isatty():
         return None
@@ -46,8 +46,8 @@ def print_report(report, quiet: bool = False) -> None:
 
 def collect_into(args):
     """Shared by ``collect`` and ``run``: returns the RunReport (or None after a usage error)."""
-    from ..collect import collect
-    from ..store import Store
+    from pipeline.collect.live import collect
+    from pipeline.store.db import Store
 
     reg = load_registry()
     if reg is None:

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .. import registry
+from pipeline import registry
 
 # Cells below one cent are float dust (faded/removed almost to nothing), not "non-empty".
 MIN_CELL_USD = 0.01
@@ -104,7 +104,7 @@ def configure(p) -> None:
 
 
 def _params(args):
-    from .. import model
+    from pipeline.model import book as model
 
     reg = registry.load()
     try:
@@ -134,7 +134,8 @@ def _params(args):
 def run(args) -> int:
     import numpy as np
 
-    from .. import model, userio
+    from pipeline.model import book as model
+    from pipeline.store import userfiles as userio
 
     def fail(msg: str) -> int:
         print(f"liqmap compute: {msg}", file=sys.stderr)

@@ -17,8 +17,9 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from .. import history, paths
-    from ..store import Store
+    from pipeline import paths
+    from pipeline.store import history
+    from pipeline.store.db import Store
 
     dp = paths.data_paths(args.data_dir)
     dest = args.to if args.to is not None else dp.history

@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import paths
-from . import build as build_cmd
-from .collect import collect_into, configure as configure_collect
+from pipeline import paths
+from pipeline.commands import build as build_cmd
+from pipeline.commands.collect import collect_into
+from pipeline.commands.collect import configure as configure_collect
 
 
 def configure(p) -> None:

@@ -7,7 +7,7 @@ import http.server
 import sys
 from pathlib import Path
 
-from .. import paths
+from pipeline import paths
 
 
 def configure(p) -> None:
@@ -35,7 +35,7 @@ def run(args) -> int:
     if not args.no_build:
         import os
 
-        from . import build as build_cmd
+        from pipeline.commands import build as build_cmd
 
         # Instant navigation only works when site_url's host:port is where the site is served.
         os.environ.setdefault("LIQMAP_SITE_URL", f"http://127.0.0.1:{args.port}/")

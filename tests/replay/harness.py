@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.http import ClientFactory, RetryPolicy
-from pipeline.store import Store
+from pipeline.collect.http import ClientFactory, RetryPolicy
+from pipeline.store.db import Store
 
 # Small numbers so fault tests cost milliseconds, not minutes.
 FAST = RetryPolicy(retries=2, backoff_base_s=0.01, backoff_max_s=0.05, jitter=0.1, retry_after_cap_s=3.0,

@@ -14,8 +14,22 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from . import (ApiError, Batch, Exchange, PageChecker, Reject, candle_row, expect, funding_row, get, int_or_none,
-               liquidation_row, number, oi_row, timestamp_ms)
+from pipeline.collect.exchanges.base import (
+    ApiError,
+    Batch,
+    Exchange,
+    PageChecker,
+    Reject,
+    candle_row,
+    expect,
+    funding_row,
+    get,
+    int_or_none,
+    liquidation_row,
+    number,
+    oi_row,
+    timestamp_ms,
+)
 
 MAX_PAGES = 2000
 

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
-from .. import settings
-from ..http import BadPayload, HttpClient
+from pipeline import settings
+from pipeline.collect.http import BadPayload, HttpClient
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
 INTERVAL_MS = INTERVAL_S * 1000
@@ -304,11 +304,11 @@ class Exchange:
 
 def registry() -> dict[str, type[Exchange]]:
     """Exchange name -> collector class (imported lazily to keep ``liqmap check`` light)."""
-    from .binance import Binance
-    from .bybit import Bybit
-    from .dydx import Dydx
-    from .hyperliquid import Hyperliquid
-    from .okx import Okx
+    from pipeline.collect.exchanges.binance import Binance
+    from pipeline.collect.exchanges.bybit import Bybit
+    from pipeline.collect.exchanges.dydx import Dydx
+    from pipeline.collect.exchanges.hyperliquid import Hyperliquid
+    from pipeline.collect.exchanges.okx import Okx
 
     return {c.name: c for c in (Binance, Bybit, Okx, Hyperliquid, Dydx)}
 

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # registry pulls in pydantic; the model itself does not need it
-    from . import registry
+    from pipeline import registry
 
 LONG = 1
 SHORT = -1

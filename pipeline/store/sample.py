@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from . import paths
-from .markets import SAMPLE_MARKET
-from .store import Store
+from pipeline import paths
+from pipeline.markets import SAMPLE_MARKET
+from pipeline.store.db import Store
 
 CANDLES_FILE = paths.SAMPLE_DIR / "bitflyer_FX_BTC_JPY_1m.csv"
 OI_FILE = paths.SAMPLE_DIR / "okx_BTC_open_interest_5m.csv"

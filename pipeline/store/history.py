@@ -39,8 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import paths
-from .store import TABLES, Store, sql
+from pipeline import paths
+from pipeline.store.db import TABLES, Store, sql
 
 # Primary keys as declared in sql/schema (tests check they match the database).
 KEYS: dict[str, tuple[str, ...]] = {
@@ -199,7 +199,7 @@ def _without_sample(tbl: pa.Table) -> pa.Table:
     """Drop the bundled sample's series: they ship with the code (sample/), and history is
     what the exchanges told this deployment. A store that fell back to the sample then
     never leaks it into the ``data`` branch."""
-    from .markets import SAMPLE_MARKET
+    from pipeline.markets import SAMPLE_MARKET
 
     if not {"exchange", "instrument"} <= set(tbl.column_names):
         return tbl

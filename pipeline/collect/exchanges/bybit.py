@@ -14,8 +14,19 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from . import (ApiError, Batch, Exchange, PageChecker, candle_row, expect, funding_row, get, int_or_none,
-               oi_row, timestamp_ms)
+from pipeline.collect.exchanges.base import (
+    ApiError,
+    Batch,
+    Exchange,
+    PageChecker,
+    candle_row,
+    expect,
+    funding_row,
+    get,
+    int_or_none,
+    oi_row,
+    timestamp_ms,
+)
 
 MAX_PAGES = 500  # a bound, so a server that ignores paging parameters cannot loop us forever
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import paths
+from pipeline import paths
 
 TABLES = (
     "raw_candles",

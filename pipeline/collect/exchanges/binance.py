@@ -12,8 +12,19 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from . import (INTERVAL_MS, Batch, Exchange, PageChecker, candle_row, expect, funding_row, get, int_or_none,
-               oi_row, timestamp_ms)
+from pipeline.collect.exchanges.base import (
+    INTERVAL_MS,
+    Batch,
+    Exchange,
+    PageChecker,
+    candle_row,
+    expect,
+    funding_row,
+    get,
+    int_or_none,
+    oi_row,
+    timestamp_ms,
+)
 
 OI_MEMORY_MS = 30 * 86_400_000  # older startTime values are refused by the endpoint
 

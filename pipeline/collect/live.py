@@ -25,11 +25,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from . import registry as registry_mod
-from .exchanges import (DATASET_TABLE, DATASETS, INTERVAL_MS, ApiError, Batch, Exchange, Unsupported,
-                        registry as exchange_classes)
-from .http import BadPayload, ClientFactory, GeoBlocked, HttpError, NotFound, RateLimited, TransientError
-from .store import Store
+from pipeline import registry as registry_mod
+from pipeline.collect.exchanges.base import DATASET_TABLE, DATASETS, INTERVAL_MS, ApiError, Batch, Exchange, Unsupported
+from pipeline.collect.exchanges.base import registry as exchange_classes
+from pipeline.collect.http import (
+    BadPayload,
+    ClientFactory,
+    GeoBlocked,
+    HttpError,
+    NotFound,
+    RateLimited,
+    TransientError,
+)
+from pipeline.store.db import Store
 
 DAY_MS = 86_400_000
 DEFAULT_LOOKBACK_DAYS = 7
@@ -335,8 +343,8 @@ def backfill(store: Store, since: dt.date, until: dt.date | None = None, *, asse
              base_url: str | None = None, cache_dir=None, now_ms: int | None = None,
              progress: Progress | None = None, run_id: str | None = None) -> RunReport:
     """Load Binance's daily klines (5m) and metrics (5m OI) zips for each day in [since, until]."""
-    from . import paths, settings
-    from .exchanges.binance_archive import BinanceArchive, ChecksumMismatch
+    from pipeline import paths, settings
+    from pipeline.collect.exchanges.binance_archive import BinanceArchive, ChecksumMismatch
 
     reg = reg or registry_mod.load()
     factory = factory or ClientFactory()

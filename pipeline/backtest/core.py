@@ -761,7 +761,7 @@ def predict_clusters(
     ``levels.find_clusters``. Columns are computed in chunks to bound memory.
     """
     if find_clusters is None:
-        from .levels import find_clusters
+        from pipeline.model.levels import find_clusters
     ev = np.asarray(eval_ms, np.int64)
     prices = np.asarray(prices, float)
     out: list[list] = [[] for _ in range(ev.size)]
@@ -849,7 +849,7 @@ def window_clusters(
     shows. Returns {timeframe: clusters per evaluation point} ([] where unused).
     """
     if find_clusters is None:
-        from .levels import find_clusters
+        from pipeline.model.levels import find_clusters
     pads = dict(DEFAULT_PADS if pads is None else pads)
     t = np.asarray(candles["time_ms"], np.int64)
     high, low = np.asarray(candles["high"], float), np.asarray(candles["low"], float)
@@ -915,7 +915,7 @@ def backtest_market(
     than the data are left out). ``liquidations``: realized orders (``time_ms,
     side, price, notional_usd``) or None.
     """
-    from . import model
+    from pipeline.model import book as model
 
     t, iv, step_h, ev, paths = _evaluation_grid(candles, settings)
     res = _run_model(model, candles, oi_usd, params)
@@ -1001,7 +1001,7 @@ def run_variants(
     candles: Mapping[str, np.ndarray], oi_usd: np.ndarray, base_params: Any, *, settings: Settings = Settings(),
 ) -> dict:
     """Backtest every variant of :func:`variant_params` and choose the default by :data:`SCORE_TEXT`."""
-    from . import model
+    from pipeline.model import book as model
 
     t, iv, step_h, ev, paths = _evaluation_grid(candles, settings)
     tb = candles.get("taker_buy_volume")

@@ -12,8 +12,20 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from . import (Batch, Exchange, PageChecker, Reject, candle_row, expect, funding_row, get, iso_to_ms, ms_to_iso,
-               oi_row, timestamp_ms)
+from pipeline.collect.exchanges.base import (
+    Batch,
+    Exchange,
+    PageChecker,
+    Reject,
+    candle_row,
+    expect,
+    funding_row,
+    get,
+    iso_to_ms,
+    ms_to_iso,
+    oi_row,
+    timestamp_ms,
+)
 
 MAX_PAGES = 500
 

@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import paths
+from pipeline import paths
 
 FORMAT = 1
 STAMP_FORMAT = "%Y-%m-%dT%H%MZ"

@@ -13,8 +13,22 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from . import (INTERVAL_MS, ApiError, Batch, Exchange, PageChecker, Reject, candle_row, expect, funding_row, get,
-               int_or_none, number, oi_row, timestamp_ms)
+from pipeline.collect.exchanges.base import (
+    INTERVAL_MS,
+    ApiError,
+    Batch,
+    Exchange,
+    PageChecker,
+    Reject,
+    candle_row,
+    expect,
+    funding_row,
+    get,
+    int_or_none,
+    number,
+    oi_row,
+    timestamp_ms,
+)
 
 MAX_PAGES = 200
 CTX_TTL_S = 60.0  # one snapshot per run is the point; a long run may refresh it

@@ -1,0 +1,1 @@
+"""Stage 4, backtest: how often price reached the model's clusters (pure, no I/O)."""

@@ -1,0 +1,1 @@
+"""Stage 5, render: chart specs, Jinja pages and the archive pages (Markdown for MkDocs)."""

@@ -1,0 +1,1 @@
+"""Vega-Lite chart specs: ``heatmap`` (heatmaps, panels, liquidation map) and ``accuracy``."""

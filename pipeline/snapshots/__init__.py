@@ -1,0 +1,1 @@
+"""Stage 6, publish: dated immutable snapshots (``files``) and the sanity gate (``gate``)."""
