@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipeline.registry import Asset
 
 # How the venues write their own names.
@@ -31,6 +33,9 @@ class Market:
         return f"{EXCHANGE_NAMES.get(ex, ex.capitalize())} {self.candles[1]}"
 
 
+# The bundled sample's bitFlyer prices are in JPY: median FX_BTC_JPY / BTCUSD over 26 matched
+# minutes, September 2026 (sample/PROVENANCE.md).
+JPY_PER_USD = 156.46
 
 SAMPLE_MARKET = Market(
     asset="btc",
@@ -39,6 +44,25 @@ SAMPLE_MARKET = Market(
     oi=("okx", "BTC-TOTAL"),
     is_sample=True,
 )
+
+
+@dataclass(frozen=True)
+class MarketSeries:
+    """One market's stored history, oldest first, prices in USD (``sql/queries/market_*.sql``)."""
+
+    market: Market
+    candles: dict[str, np.ndarray]  # time_ms, interval_s, open, high, low, close, volume, taker_buy_volume, ...
+    oi: dict[str, np.ndarray]  # time_ms, oi_usd, oi_base (observations, not aligned to candles)
+    funding: dict[str, np.ndarray]  # time_ms, rate (per the venue's own interval)
+    liquidations: dict[str, np.ndarray]  # time_ms, side, price, size_base, notional_usd (often empty)
+
+    @property
+    def empty(self) -> bool:
+        return self.candles["time_ms"].size == 0
+
+    @property
+    def candle_ms(self) -> int:
+        return int(np.nanmax(self.candles["interval_s"])) * 1000
 
 
 def markets_for(asset: Asset, stored: set[tuple[str, str]]) -> list[Market]:

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from pipeline.backtest import core as bt
+from pipeline.backtest import cases as bcases
+from pipeline.backtest import realized as brealized
+from pipeline.backtest import stats, variants
+from pipeline.model import levels
 
-H = bt.HOUR_MS
+H = bcases.HOUR_MS
 M5 = 300_000
 
 
@@ -52,14 +55,14 @@ def symmetric_clusters(paths, dist_pct, width_pct=0.1):
      (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
 )
 def test_wilson_known_values(k, n, lo, hi):
-    got = bt.wilson(k, n)
+    got = stats.wilson(k, n)
     assert got[0] == pytest.approx(lo, abs=5e-5)
     assert got[1] == pytest.approx(hi, abs=5e-5)
 
 
 def test_wilson_edges():
-    assert all(math.isnan(x) for x in bt.wilson(0, 0))
-    lo, hi = bt.wilson(10, 10)
+    assert all(math.isnan(x) for x in stats.wilson(0, 0))
+    lo, hi = stats.wilson(10, 10)
     assert hi == 1.0 and lo == pytest.approx(0.7225, abs=5e-5)
 
 
@@ -67,8 +70,8 @@ def test_wilson_edges():
 def test_price_is_last_close_before_point_and_horizon_skip():
     close = np.linspace(100, 110, 12 * 30)  # 30 h of 5-minute candles
     t, hi, lo, c = series(close)
-    ev = bt.eval_times(t, warmup_ms=2 * H)
-    p = bt.price_paths(t, hi, lo, c, ev, horizons_h=(4, 24))
+    ev = bcases.eval_times(t, warmup_ms=2 * H)
+    p = bcases.price_paths(t, hi, lo, c, ev, horizons_h=(4, 24))
     j = 0
     i_last = np.searchsorted(t, ev[j]) - 1
     assert p.price[j] == c[i_last] and t[i_last] < ev[j]
@@ -88,11 +91,11 @@ def oscillating(days=8, amp=0.02, period_h=2):
 
 def test_clusters_always_reached_hit_rate_one():
     t, hi, lo, c = series(oscillating())
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev)
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev)
     # Price swings +/-2 % every 2 h, so a cluster within 0.5 % of price is always reached.
-    cases = bt.evaluate(paths, symmetric_clusters(paths, 0.5))
-    rows = bt.summarize(cases)
+    cases = bcases.evaluate(paths, symmetric_clusters(paths, 0.5))
+    rows = bcases.summarize(cases)
     for r in rows:
         if not r["skipped"]:
             assert r["hit_rate"] == 1.0
@@ -103,10 +106,10 @@ def test_clusters_always_reached_hit_rate_one():
 
 def test_clusters_never_reached_hit_rate_zero():
     t, hi, lo, c = series(oscillating())
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev)
-    cases = bt.evaluate(paths, symmetric_clusters(paths, 50.0))
-    for r in bt.summarize(cases):
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev)
+    cases = bcases.evaluate(paths, symmetric_clusters(paths, 50.0))
+    for r in bcases.summarize(cases):
         if not r["skipped"]:
             assert r["hits"] == 0 and r["hit_rate"] == 0.0
             assert r["hit_ci"][0] == 0.0 and r["hit_ci"][1] < 0.05
@@ -117,15 +120,15 @@ def test_touch_uses_near_edge():
     # Flat at 100, one spike to 101 in the 2nd hour after the point.
     close = np.full(12 * 40, 100.0)
     t, hi, lo, c = series(close)
-    ev = bt.eval_times(t, warmup_ms=6 * H)
+    ev = bcases.eval_times(t, warmup_ms=6 * H)
     i_spike = np.searchsorted(t, ev[0] + 90 * 60_000)
     hi = hi.copy()
     hi[i_spike] = 101.0
-    paths = bt.price_paths(t, hi, lo, c, ev, horizons_h=(4,))
+    paths = bcases.price_paths(t, hi, lo, c, ev, horizons_h=(4,))
     reach = [[C("short", 101.0, 105.0)]] + [[] for _ in ev[1:]]  # near edge exactly at the high
     miss = [[C("short", 101.01, 101.5)]] + [[] for _ in ev[1:]]
-    assert bt.evaluate(paths, reach).hit.tolist() == [True]
-    assert bt.evaluate(paths, miss).hit.tolist() == [False]
+    assert bcases.evaluate(paths, reach).hit.tolist() == [True]
+    assert bcases.evaluate(paths, miss).hit.tolist() == [False]
 
 
 # -- random walk with clusters independent of the future: lift ~ 1 --
@@ -136,11 +139,11 @@ def test_random_walk_symmetric_clusters_lift_near_one():
     t, _, _, c = series(close)
     hi = c * (1 + np.abs(rng.normal(0, 0.0005, n)))
     lo = c * (1 - np.abs(rng.normal(0, 0.0005, n)))
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev)
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev)
     dist = rng.uniform(0.2, 4.0, ev.size)  # chosen without looking at the future
-    cases = bt.evaluate(paths, symmetric_clusters(paths, dist))
-    for r in bt.summarize(cases):
+    cases = bcases.evaluate(paths, symmetric_clusters(paths, dist))
+    for r in bcases.summarize(cases):
         if r["side"] == "both" and not r["skipped"]:
             lo_ci, hi_ci = r["lift_ci_eff"]
             assert lo_ci <= 1.0 <= hi_ci, r
@@ -156,8 +159,8 @@ def test_oracle_clusters_show_lift_above_one():
     n = 60 * 24 * 12
     close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0015, n)))
     t, hi, lo, c = series(close)
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev, horizons_h=(24,))
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev, horizons_h=(24,))
     cl = []
     for j, p in enumerate(paths.price):
         up = paths.up_pct[j, 0]
@@ -166,7 +169,7 @@ def test_oracle_clusters_show_lift_above_one():
             continue
         near = up - 0.001  # just inside tomorrow's high
         cl.append([C("short", p * (1 + near / 100), p * (1 + near / 100) * 1.001)])
-    r = [x for x in bt.summarize(bt.evaluate(paths, cl)) if x["side"] == "above"][0]
+    r = [x for x in bcases.summarize(bcases.evaluate(paths, cl)) if x["side"] == "above"][0]
     assert r["hit_rate"] == 1.0
     assert r["lift"] > 1.5 and r["lift_ci_eff"][0] > 1.0
 
@@ -174,26 +177,26 @@ def test_oracle_clusters_show_lift_above_one():
 def test_baseline_is_leave_one_out_same_side_same_distance():
     # Three points with known upward excursions; the baseline of a level at distance d
     # is the share of the *other* points whose excursion reached d.
-    p = bt.Paths(
+    p = bcases.Paths(
         eval_ms=np.array([0, H, 2 * H]), price=np.array([100.0, 100.0, 100.0]), horizons_h=(4,),
         up_pct=np.array([[1.0], [2.0], [3.0]]), down_pct=np.array([[0.0], [0.0], [0.0]]),
     )
     cl = [[C("short", 101.5, 102.0)], [], [[]][0]]
-    cases = bt.evaluate(p, cl)
+    cases = bcases.evaluate(p, cl)
     assert cases.hit.tolist() == [False]
     assert cases.baseline.tolist() == [pytest.approx(1.0)]  # both others (2 %, 3 %) reached 1.5 %
     cl = [[], [C("short", 102.5, 103.0)], []]
-    cases = bt.evaluate(p, cl)
+    cases = bcases.evaluate(p, cl)
     assert cases.hit.tolist() == [False] and cases.baseline.tolist() == [pytest.approx(0.5)]
 
 
 # -- skip rule and dependence --
 def test_skip_rule_and_effective_cases():
     t, hi, lo, c = series(oscillating(days=2))
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev)
-    cases = bt.evaluate(paths, symmetric_clusters(paths, 0.5), top_k=1)
-    rows = {(r["horizon_h"], r["side"]): r for r in bt.summarize(cases, min_cases=30)}
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev)
+    cases = bcases.evaluate(paths, symmetric_clusters(paths, 0.5), top_k=1)
+    rows = {(r["horizon_h"], r["side"]): r for r in bcases.summarize(cases, min_cases=30)}
     # 48 h of data, 6 h warm-up: no point has 72 h of future.
     assert (72, "both") not in rows
     r4 = rows[(4, "above")]
@@ -214,25 +217,29 @@ def test_confluence_scores():
         "24h": [C("short", 101.5, 103), C("long", 90, 91)],
         "3d": [C("short", 102.5, 104), C("long", 95.5, 97)],
     }
-    s = bt.confluence_scores(tf)
+    s = {k: [c.confluence for c in v] for k, v in levels.confluence(tf).items()}
     assert s == {"12h": [1, 1], "24h": [2, 0], "3d": [1, 1]}
-    # Touching edges are not an overlap (same rule as levels.Cluster.overlaps).
-    assert bt.confluence_scores({"a": [C("short", 1, 2)], "b": [C("short", 2, 3)]}) == {"a": [0], "b": [0]}
+    # Touching edges are not an overlap (the one rule, levels.overlaps, behind Cluster.overlaps too).
+    touching = levels.confluence({"a": [C("short", 1, 2)], "b": [C("short", 2, 3)]})
+    assert [c.confluence for v in touching.values() for c in v] == [0, 0]
+    assert not levels.Cluster("short", 1, 2, 1, 0, 1).overlaps(levels.Cluster("short", 2, 3, 1, 0, 1))
     # Opposite sides never overlap.
-    assert bt.confluence_against([C("short", 1, 2)], [[C("long", 1, 2)]]) == [0]
+    assert levels.confluence_counts([C("short", 1, 2)], [[C("long", 1, 2)]]) == [0]
+    # A tolerance widens each range by a share of its own mid.
+    assert levels.confluence_counts([C("short", 100, 101)], [[C("short", 101.5, 102)]], tol_pct=1.0) == [1]
 
 
 def test_hit_rate_by_confluence_bucket():
     t, hi, lo, c = series(oscillating())
-    ev = bt.eval_times(t)
-    paths = bt.price_paths(t, hi, lo, c, ev)
+    ev = bcases.eval_times(t)
+    paths = bcases.price_paths(t, hi, lo, c, ev)
     near = symmetric_clusters(paths, 0.5)
     far = symmetric_clusters(paths, 50.0)
     # Near clusters (always hit) carry confluence 2, far ones (never hit) confluence 0.
     cl = [a + b for a, b in zip(near, far)]
     conf = [[2, 2, 0, 0] for _ in cl]
-    cases = bt.evaluate(paths, cl, top_k=2, confluence=conf)
-    rows = {(r["horizon_h"], r["confluence"]): r for r in bt.by_confluence(cases)}
+    cases = bcases.evaluate(paths, cl, top_k=2, confluence=conf)
+    rows = {(r["horizon_h"], r["confluence"]): r for r in bcases.by_confluence(cases)}
     assert rows[(24, "2+")]["hit_rate"] == 1.0
     assert rows[(24, "0")]["hit_rate"] == 0.0
     assert rows[(24, "1")]["skipped"] and rows[(24, "1")]["cases"] == 0
@@ -240,12 +247,12 @@ def test_hit_rate_by_confluence_bucket():
 
 # -- realized liquidations --
 def test_rankdata_ties_and_spearman():
-    assert bt.rankdata(np.array([10, 20, 20, 30])).tolist() == [1, 2.5, 2.5, 4]
+    assert stats.rankdata(np.array([10, 20, 20, 30])).tolist() == [1, 2.5, 2.5, 4]
     x = np.arange(10.0)
-    assert bt.spearman(x, x**3) == pytest.approx(1.0)
-    assert bt.spearman(x, -x) == pytest.approx(-1.0)
-    assert bt.pearson(x, 2 * x + 1) == pytest.approx(1.0)
-    assert math.isnan(bt.pearson(x, np.ones(10)))
+    assert stats.spearman(x, x**3) == pytest.approx(1.0)
+    assert stats.spearman(x, -x) == pytest.approx(-1.0)
+    assert stats.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert math.isnan(stats.pearson(x, np.ones(10)))
 
 
 def test_realized_comparison_on_constructed_data():
@@ -263,7 +270,7 @@ def test_realized_comparison_on_constructed_data():
     ev = t0 + np.arange(48, dtype=np.int64) * H
     # Half of the hours predict a long cluster at 98.9-99.1 (contains 99), half at 90-91 (4+ % away).
     cl = [[C("long", 98.9, 99.1)] if j % 2 == 0 else [C("long", 90.0, 91.0)] for j in range(48)]
-    out = bt.realized_comparison(mt, m_long, m_short, lt, side, price, realized, eval_ms=ev, clusters=cl,
+    out = brealized.realized_comparison(mt, m_long, m_short, lt, side, price, realized, eval_ms=ev, clusters=cl,
                                  bands_pct=(0.5, 10.0))
     assert out["available"] and out["hours"] == 48
     assert out["pearson"] == pytest.approx(1.0) and out["spearman"] == pytest.approx(1.0)
@@ -272,12 +279,12 @@ def test_realized_comparison_on_constructed_data():
     assert out["share_within_pct"]["10"] == pytest.approx(1.0)
     # A short-side cluster never covers a long liquidation.
     cl_short = [[C("short", 98.0, 100.0)] for _ in range(48)]
-    out2 = bt.realized_comparison(mt, m_long, m_short, lt, side, price, realized, eval_ms=ev, clusters=cl_short)
+    out2 = brealized.realized_comparison(mt, m_long, m_short, lt, side, price, realized, eval_ms=ev, clusters=cl_short)
     assert out2["share_within_pct"]["1"] == 0.0
 
 
 def test_realized_comparison_without_data():
-    out = bt.realized_comparison(np.arange(3), np.ones(3), np.ones(3), np.array([], np.int64),
+    out = brealized.realized_comparison(np.arange(3), np.ones(3), np.ones(3), np.array([], np.int64),
                                  np.array([]), np.array([]), np.array([]))
     assert out == {"realized_orders": 0, "available": False}
 
@@ -289,16 +296,16 @@ def test_rank_variants_keeps_default_unless_clearly_beaten():
         {"name": "b", "score": 1.20, "score_ci": [0.9, 1.6], "skipped": False},
         {"name": "c", "score": None, "score_ci": [None, None], "skipped": True},
     ]
-    r = bt.rank_variants(rows, default_name="default")
+    r = variants.rank_variants(rows, default_name="default")
     assert [x["name"] for x in r["table"]] == ["b", "default", "c"]
     assert r["best"] == "b" and r["winner"] == "default" and "cannot tell" in r["why"]
     rows[1] = {"name": "b", "score": 1.8, "score_ci": [1.3, 2.4], "skipped": False}
-    r = bt.rank_variants(rows, default_name="default")
+    r = variants.rank_variants(rows, default_name="default")
     assert r["winner"] == "b"
 
 
 def test_fit_weights_renormalises():
-    w = bt._fit_weights(bt.LEVERAGE_MIXES["low-leverage"], 4)
+    w = variants._fit_weights(variants.LEVERAGE_MIXES["low-leverage"], 4)
     assert sum(w) == pytest.approx(1.0) and len(w) == 4 and w[0] > w[-1]
 
 
@@ -306,7 +313,7 @@ def test_fit_weights_renormalises():
 @pytest.fixture(scope="module")
 def sample_result(tmp_path_factory):
     from pipeline import registry
-    from pipeline.commands.backtest import run_for_asset
+    from pipeline.steps.backtest import run_for_asset
     from pipeline.store.db import Store
 
     with Store(tmp_path_factory.mktemp("bt") / "s.duckdb") as store:
@@ -331,19 +338,16 @@ def test_run_for_asset_on_sample(sample_result):
 
 
 def _env():
-    import jinja2
+    from pipeline.render.format import environment
 
-    from pipeline import paths
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(paths.TEMPLATES)), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return environment()
 
 
 def test_templates_render(sample_result, tmp_path):
-    from pipeline.commands.backtest import section_contexts, write_accuracy_pages
-    from pipeline.render.charts import accuracy as bc
+    from pipeline.render import contexts
+    from pipeline.steps.pages import accuracy_page
 
-    pages = write_accuracy_pages(_env(), [sample_result], tmp_path)
+    pages = accuracy_page(_env(), [sample_result], tmp_path)
     text = pages[0].read_text()
     assert "figures are indicative only" in text and "Wilson" in text
     assert 'data-spec="accuracy/btc-sample.json"' in text and (tmp_path / "accuracy" / "btc-sample.json").exists()
@@ -351,19 +355,19 @@ def test_templates_render(sample_result, tmp_path):
     tpl = _env().from_string(
         '{% if accuracy is defined and v in accuracy %}{% with acc_asset = accuracy[v] %}'
         '{% include "_accuracy_section.md.j2" %}{% endwith %}{% endif %}')
-    sec = tpl.render(accuracy=section_contexts([sample_result]), v="btc")
+    sec = tpl.render(accuracy={"btc": contexts.asset_context(sample_result)}, v="btc")
     assert "How often price reached these clusters" in sec and "(../accuracy.md)" in sec
     assert 'data-spec="../accuracy/btc-sample.json"' in sec
     # No data at all still renders.
-    empty = _env().get_template("accuracy.md.j2").render(acc=bc.accuracy_context([]))
+    empty = _env().get_template("accuracy.md.j2").render(acc=contexts.accuracy_context([]))
     assert "nothing has been measured" in empty
 
 
 def test_template_escapes_names(sample_result):
-    from pipeline.render.charts import accuracy as bc
+    from pipeline.render import contexts
 
     r = dict(sample_result, name="<script>x</script>")
-    text = _env().get_template("accuracy.md.j2").render(acc=bc.accuracy_context([r]))
+    text = _env().get_template("accuracy.md.j2").render(acc=contexts.accuracy_context([r]))
     assert "<script>" not in text and "&lt;script&gt;" in text
 
 
@@ -409,7 +413,7 @@ def test_run_for_asset_with_realized_liquidations(tmp_path):
     import datetime as dt
 
     from pipeline import registry
-    from pipeline.commands.backtest import run_for_asset
+    from pipeline.steps.backtest import run_for_asset
     from pipeline.store.db import Store
 
     rng = np.random.default_rng(5)

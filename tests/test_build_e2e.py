@@ -80,9 +80,9 @@ def test_build_report_and_pages(built):
 
 
 def test_names_are_escaped(built):
-    from pipeline.build import _env
+    from pipeline.render.format import environment
 
-    env = _env()
+    env = environment()
     out = env.from_string("{{ x | md }} {{ x }}").render(x="<script>*a*</script>")
     assert "<script>" not in out and "\\*a\\*" in out
 

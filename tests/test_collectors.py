@@ -20,7 +20,6 @@ from pipeline.collect.exchanges.base import (
     PageChecker,
     Reject,
     candle_row,
-    ms_to_dt,
     number,
 )
 from pipeline.collect.exchanges.base import registry as exchange_registry
@@ -30,6 +29,7 @@ from pipeline.collect.exchanges.dydx import Dydx
 from pipeline.collect.exchanges.hyperliquid import Hyperliquid
 from pipeline.collect.exchanges.okx import Okx
 from pipeline.collect.http import BadPayload
+from pipeline.timeutil import ms_to_dt
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
 FIX_NOW = S.ORIGIN_MS + 86_400_000  # "now" for the recorded fixtures (all rows are before it)

@@ -75,7 +75,7 @@ def test_confluence_counts_other_timeframes():
 
 
 def test_snapshot_book_is_binned_by_price_side_and_leverage():
-    from pipeline.build import binned_book
+    from pipeline.model.views import binned_book
 
     book = {
         "price": np.array([99.95, 99.91, 99.85, 100.05, 100.05, 160.0]),

@@ -13,7 +13,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline import registry
+from pipeline.render import archive
 from pipeline.snapshots import files as snapshot
+from pipeline.snapshots import gate
 
 T = dt.datetime(2026, 9, 21, 16, 40, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=5)
@@ -155,76 +157,76 @@ def candidate(**kw) -> dict:
 
 
 def test_gate_accepts_normal_drift(previous: Path):
-    assert snapshot.gate(previous, candidate()) == []
+    assert gate.gate(previous, candidate()) == []
     # Price up 4 %, 30 % fewer grid cells, a smaller book: markets move, the gate does not care.
-    assert snapshot.gate(previous, candidate(price=62_400.0, bins=14, book_rows=40)) == []
-    assert snapshot.gate(previous, candidate(price=57_000.0)) == []
+    assert gate.gate(previous, candidate(price=62_400.0, bins=14, book_rows=40)) == []
+    assert gate.gate(previous, candidate(price=57_000.0)) == []
     # A missing column or two at the start of the grid is not a gap.
-    assert snapshot.gate(previous, candidate(drop_cols=range(0, 2))) == []
-    assert snapshot.gate(None, candidate()) == []  # an asset's first snapshot
+    assert gate.gate(previous, candidate(drop_cols=range(0, 2))) == []
+    assert gate.gate(None, candidate()) == []  # an asset's first snapshot
 
 
 def test_gate_rejects_missing_asset(previous: Path, root: Path):
-    problems = snapshot.gate(previous, None, asset_id="btc")
+    problems = gate.gate(previous, None, asset_id="btc")
     assert problems and "btc: missing from this build" in problems[0]
-    assert snapshot.gate_missing(root, built=["eth"], asset_ids=["btc", "eth", "sol"]) == problems
-    assert snapshot.gate_missing(root, built=["btc"], asset_ids=["btc", "eth"]) == []
+    assert gate.gate_missing(root, built=["eth"], asset_ids=["btc", "eth", "sol"]) == problems
+    assert gate.gate_missing(root, built=["btc"], asset_ids=["btc", "eth"]) == []
 
 
 def test_gate_rejects_collapsed_rows(previous: Path):
-    problems = snapshot.gate(previous, candidate(bins=8))
+    problems = gate.gate(previous, candidate(bins=8))
     assert any("grid_24h collapsed from 5760 to 2304 rows" in p for p in problems)
-    problems = snapshot.gate(previous, candidate(book_rows=10))
+    problems = gate.gate(previous, candidate(book_rows=10))
     assert any("book collapsed" in p for p in problems)
 
 
 def test_gate_rejects_price_off_by_an_order_of_magnitude(previous: Path):
-    problems = snapshot.gate(previous, candidate(price=600_000.0))
+    problems = gate.gate(previous, candidate(price=600_000.0))
     assert any("price moved 10x" in p for p in problems)
     assert any("key_levels prices moved" in p for p in problems)
     # Levels in another unit than the price (e.g. JPY levels, USD price) are caught without a previous snapshot.
     tables = make_tables(price=60_000.0 * 156)
-    problems = snapshot.gate(None, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
+    problems = gate.gate(None, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
     assert any("key_levels prices" in p and "x the price" in p for p in problems)
 
 
 def test_gate_rejects_empty_grid(previous: Path):
     tables = make_tables()
     tables["grid_24h"] = tables["grid_24h"].slice(0, 0)
-    problems = snapshot.gate(previous, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
+    problems = gate.gate(previous, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
     assert "btc: grid_24h is empty" in problems
     zero = make_tables()
     zero["grid_24h"] = zero["grid_24h"].set_column(4, "notional_usd", pa.array([0.0] * zero["grid_24h"].num_rows))
-    assert "btc: grid_24h is empty" in snapshot.gate(None, snapshot.summarize(zero, meta(), asset_id="btc"))
+    assert "btc: grid_24h is empty" in gate.gate(None, snapshot.summarize(zero, meta(), asset_id="btc"))
 
 
 def test_gate_rejects_big_time_gap(previous: Path):
-    problems = snapshot.gate(previous, candidate(drop_cols=range(100, 160)))  # 5 h without columns
+    problems = gate.gate(previous, candidate(drop_cols=range(100, 160)))  # 5 h without columns
     assert any("grid_24h has a time gap of 5.1 h" in p for p in problems)
 
 
 def test_gate_rejects_stale_and_backwards_data(previous: Path):
     stale = candidate(meta={"data_to": T - dt.timedelta(days=2)})
-    assert any("stale" in p for p in snapshot.gate(previous, stale))
+    assert any("stale" in p for p in gate.gate(previous, stale))
     sample = candidate(meta={"data_to": T - dt.timedelta(days=2), "is_sample": True})
-    assert not any("stale" in p for p in snapshot.gate(None, sample))
+    assert not any("stale" in p for p in gate.gate(None, sample))
     older = snapshot.summarize(make_tables(end=T - dt.timedelta(hours=5)), meta(), asset_id="btc", taken_at=T)
-    assert any("before the previous snapshot" in p for p in snapshot.gate(previous, older))
+    assert any("before the previous snapshot" in p for p in gate.gate(previous, older))
 
 
 def test_gate_rejects_nonfinite_values(previous: Path):
     tables = make_tables()
     kl = tables["key_levels"]
     tables["key_levels"] = kl.set_column(4, "notional_usd", pa.array([float("nan"), 1.0, 2.0, float("inf")]))
-    problems = snapshot.gate(previous, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
+    problems = gate.gate(previous, snapshot.summarize(tables, meta(), asset_id="btc", taken_at=T))
     assert "btc: key_levels has 2 NaN/infinite values" in problems
 
 
 def test_publish_holds_back_without_writing(previous: Path, root: Path):
-    res = snapshot.publish(root, "btc", T, make_tables(price=600_000.0), meta(price=600_000.0))
+    res = gate.publish(root, "btc", T, make_tables(price=600_000.0), meta(price=600_000.0))
     assert res.folder is None and res.previous == previous and res.problems
     assert snapshot.list_snapshots(root, "btc") == [previous]
-    ok = snapshot.publish(root, "btc", T, make_tables(price=61_000.0), meta(price=61_000.0))
+    ok = gate.publish(root, "btc", T, make_tables(price=61_000.0), meta(price=61_000.0))
     assert ok.problems == [] and ok.folder is not None and snapshot.verify(ok.folder) == []
     # The next candidate is compared with the latest published one.
     assert snapshot.latest_snapshot(root, "btc", before=T + STEP) == ok.folder
@@ -259,7 +261,7 @@ def test_archive_pages_escape_names_and_link_downloads(root: Path, tmp_path: Pat
     snapshot.write_snapshot(root, "btc", day_before, make_tables(end=day_before), meta(end=day_before))
     snapshot.write_snapshot(root, "btc", T, make_tables(price=61_200.0), meta(price=61_200.0))
     docs = tmp_path / "docs"
-    nav = snapshot.render_archive(root, docs, _registry())
+    nav = archive.render_archive(root, docs, _registry())
     assert nav == [{"Archive": [{"Overview": "archive/index.md"}, {EVIL: "archive/btc.md"},
                                 {"Ethereum": "archive/eth.md"}]}]
     page = (docs / "archive" / "btc.md").read_text()
@@ -293,7 +295,7 @@ def test_archive_download_window(root: Path, tmp_path: Path):
     snapshot.write_snapshot(root, "btc", old, make_tables(end=old), meta(end=old))
     snapshot.write_snapshot(root, "btc", T, make_tables(), meta())
     docs = tmp_path / "docs"
-    snapshot.render_archive(root, docs, _registry(), download_days=7)
+    archive.render_archive(root, docs, _registry(), download_days=7)
     assert sorted(p.name for p in (docs / "snapshots" / "btc").iterdir()) == ["2026-09-21T1640Z"]
     assert "in the `data` branch (`snapshots/btc/2026-09-11T1640Z/`)" in (docs / "archive" / "btc.md").read_text()
 
@@ -301,8 +303,8 @@ def test_archive_download_window(root: Path, tmp_path: Path):
 def test_site_carries_the_newest_and_the_last_of_each_day(tmp_path: Path):
     snaps = [tmp_path / s for s in ("2026-09-10T0817Z", "2026-09-18T0217Z", "2026-09-18T2217Z",
                                     "2026-09-19T0017Z", "2026-09-19T0217Z", "2026-09-20T0417Z")]
-    chosen = snapshot._download_set(snaps, 7.0)
+    chosen = archive._download_set(snaps, 7.0)
     # 09-10 is outside the week; 09-18 and 09-19 keep their last; 09-20's only one is the newest.
     assert sorted(p.name for p in chosen) == ["2026-09-18T2217Z", "2026-09-19T0217Z", "2026-09-20T0417Z"]
-    assert snapshot._download_set(snaps, None) == set(snaps)
-    assert snapshot._download_set([], 7.0) == set()
+    assert archive._download_set(snaps, None) == set(snaps)
+    assert archive._download_set([], 7.0) == set()

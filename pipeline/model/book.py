@@ -48,6 +48,7 @@ size (``position_notional_usd``), isolated margin, one-way mode.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -591,3 +592,14 @@ def run(time_ms, open, high, low, close, oi_usd, params: ModelParams, *, volume=
         time_ms=t, params=params, log_factor=G, birth=birth, death=death, consumed=consumed,
         side=side, tier=tier, price=price, n0=n0, series=series,
     )
+
+
+def market_oi(candle_time_ms: np.ndarray, oi: Mapping[str, np.ndarray]) -> np.ndarray:
+    """OI per candle from a market's stored observations (``time_ms``, ``oi_usd``); NaN where unknown.
+
+    The one place that turns stored OI into the model's input, for the site and the backtest alike.
+    """
+    t = np.asarray(candle_time_ms, dtype=np.int64)
+    if not np.asarray(oi["time_ms"]).size:
+        return np.full(t.shape, np.nan)
+    return align_oi(t, oi["time_ms"], oi["oi_usd"])

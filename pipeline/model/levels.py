@@ -10,7 +10,8 @@ instead of crowding the top five with its own slices.
 
 ``confluence`` scores each cluster by how many *other* timeframes have a
 cluster on the same side whose price range overlaps it (readers treat a zone
-that shows up in several windows as stronger).
+that shows up in several windows as stronger). :func:`overlaps` is the one
+rule, used by the site and the backtest alike.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Cluster:
         return 0.5 * (self.price_low + self.price_high)
 
     def overlaps(self, other: "Cluster") -> bool:
-        return self.side == other.side and self.price_low < other.price_high and other.price_low < self.price_high
+        return overlaps(self, other)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,19 +108,30 @@ def find_clusters(
     )
 
 
+def overlaps(a, b, tol_pct: float = 0.0) -> bool:
+    """Same side and price ranges overlap, each widened by ``tol_pct`` % of its own mid.
+
+    Strict inequalities: clusters that merely share an edge (adjacent bins) do not count.
+    ``a`` and ``b`` need ``side``, ``price_low`` and ``price_high`` (a :class:`Cluster` or alike).
+    """
+    if a.side != b.side:
+        return False
+    wa = (a.price_low + a.price_high) / 2 * tol_pct / 100.0
+    wb = (b.price_low + b.price_high) / 2 * tol_pct / 100.0
+    return a.price_low - wa < b.price_high + wb and b.price_low - wb < a.price_high + wa
+
+
+def confluence_counts(primary, others, tol_pct: float = 0.0) -> list[int]:
+    """For each cluster of ``primary``: how many of the lists in ``others`` hold an overlapping one."""
+    return [sum(1 for ocl in others if any(overlaps(c, o, tol_pct) for o in ocl)) for c in primary]
+
+
 def confluence(clusters_by_timeframe: dict[str, list[Cluster]]) -> dict[str, list[Cluster]]:
     """Return copies whose ``confluence`` = number of other timeframes with an overlapping same-side cluster."""
     out: dict[str, list[Cluster]] = {}
     for tf, clusters in clusters_by_timeframe.items():
-        scored = []
-        for c in clusters:
-            n = sum(
-                1
-                for other_tf, others in clusters_by_timeframe.items()
-                if other_tf != tf and any(c.overlaps(o) for o in others)
-            )
-            scored.append(replace(c, confluence=float(n)))
-        out[tf] = scored
+        others = [cl for other, cl in clusters_by_timeframe.items() if other != tf]
+        out[tf] = [replace(c, confluence=float(n)) for c, n in zip(clusters, confluence_counts(clusters, others))]
     return out
 
 

@@ -14,13 +14,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from pipeline import paths
-from pipeline.markets import SAMPLE_MARKET
+from pipeline.markets import JPY_PER_USD, SAMPLE_MARKET
 from pipeline.store.db import Store
 
 CANDLES_FILE = paths.SAMPLE_DIR / "bitflyer_FX_BTC_JPY_1m.csv"
 OI_FILE = paths.SAMPLE_DIR / "okx_BTC_open_interest_5m.csv"
-# Median FX_BTC_JPY / BTCUSD over 26 matched minutes, September 2026 (PROVENANCE.md).
-JPY_PER_USD = 156.46
 RATE_SOURCE = "sample/PROVENANCE.md: median FX_BTC_JPY/BTCUSD over 26 matched minutes, Sept 2026"
 
 

@@ -12,7 +12,6 @@ in rows (the store's convention).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from pipeline import settings
 from pipeline.collect.http import BadPayload, HttpClient
+from pipeline.timeutil import dt_to_ms, ms_to_dt, parse_iso_ms
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
 INTERVAL_MS = INTERVAL_S * 1000
@@ -29,7 +29,6 @@ DATASETS = ("candles", "open_interest", "funding", "liquidations")
 # Capability names: what an exchange offers without an API key.
 CAPABILITIES = ("candles", "taker_buy", "oi_history", "oi_current", "funding", "liquidations")
 
-_EPOCH = dt.datetime(1970, 1, 1)
 _MIN_MS = 1_262_304_000_000  # 2010-01-01: anything earlier is not a crypto perpetual
 _MAX_FUTURE_MS = 86_400_000  # rows more than a day in the future are nonsense
 
@@ -85,28 +84,13 @@ def expect(doc: Any, kind: type, what: str) -> Any:
     return doc
 
 
-def ms_to_dt(ms: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=int(ms))
-
-
-def dt_to_ms(t: dt.datetime) -> int:
-    if t.tzinfo is not None:
-        t = t.astimezone(dt.UTC).replace(tzinfo=None)
-    return int((t - _EPOCH) / dt.timedelta(milliseconds=1))
-
-
 def iso_to_ms(value: Any) -> int:
     if not isinstance(value, str):
         raise Reject("bad timestamp")
     try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso_ms(value)
     except ValueError:
         raise Reject("bad timestamp") from None
-    return dt_to_ms(t)
-
-
-def ms_to_iso(ms: int) -> str:
-    return ms_to_dt(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
 
 
 def get(rec: Any, key: Any) -> Any:

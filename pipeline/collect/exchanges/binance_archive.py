@@ -22,8 +22,9 @@ import zipfile
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.collect.exchanges.base import Batch, PageChecker, Reject, candle_row, dt_to_ms, oi_row, timestamp_ms
+from pipeline.collect.exchanges.base import Batch, PageChecker, Reject, candle_row, oi_row, timestamp_ms
 from pipeline.collect.http import HttpClient, HttpError
+from pipeline.timeutil import dt_to_ms
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -22,10 +22,10 @@ from pipeline.collect.exchanges.base import (
     funding_row,
     get,
     iso_to_ms,
-    ms_to_iso,
     oi_row,
     timestamp_ms,
 )
+from pipeline.timeutil import ms_to_iso
 
 MAX_PAGES = 500
 

@@ -1,0 +1,19 @@
+"""Step: every asset's chart specs (:mod:`pipeline.render.charts.asset`) written as JSON beside its page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.model.views import AssetView
+from pipeline.render.charts.asset import asset_specs
+from pipeline.steps.docs import write_json
+
+
+def run(views: list[AssetView], heatmaps_dir: Path) -> None:
+    for v in views:
+        if not v.has_data:
+            continue
+        folder = heatmaps_dir / v.asset.id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, spec in asset_specs(v):
+            write_json(folder / name, spec)
