@@ -7,6 +7,8 @@ USD on 1-minute candles against 5-minute OI). The model carries coins between sa
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def registry_params(**kw) -> ModelParams:
     reg = registry.load()
     a = reg.get("btc")
     p = ModelParams.from_asset(a, reg.settings_for(a))
-    return ModelParams(**{**p.__dict__, **kw})
+    return dataclasses.replace(p, **kw)
 
 
 def random_walk_candles(n, step_ms, seed=0, vol=0.001):
@@ -156,3 +158,78 @@ def test_bundled_sample_runs_with_opens_only_at_oi_samples(tmp_path):
     longs, shorts = book["side"] == model.LONG, book["side"] == model.SHORT
     assert longs.any() and shorts.any()
     assert np.all(book["price"][longs] < px * 1.01) and np.all(book["price"][shorts] > px * 0.99)
+
+
+# ----------------------------------------------------------------------------- compute: registry defaults
+
+
+def write_inputs(d, seed=7):
+    """1-minute candles, 5-minute USD OI with real flow and price moves (base and usd modes differ)."""
+    t, o, h, lo, c = random_walk_candles(720, MIN, seed=seed, vol=0.002)
+    oi_t = t[::5]
+    coins = 40_000.0 * np.exp(np.cumsum(np.random.default_rng(seed + 1).normal(0, 0.004, oi_t.size)))
+    oi_usd = coins * close_as_of(t, c, oi_t)
+    cf, of = d / "candles.csv", d / "oi.csv"
+    with open(cf, "w") as fh:
+        fh.write("time,open,high,low,close,volume\n")
+        fh.writelines(f"{a},{b!r},{e!r},{f!r},{g!r},1.0\n" for a, b, e, f, g in zip(*(x.tolist() for x in (t, o, h, lo, c))))
+    with open(of, "w") as fh:
+        fh.write("time,open_interest_usd\n")
+        fh.writelines(f"{a},{b!r}\n" for a, b in zip(oi_t.tolist(), oi_usd.tolist()))
+    return cf, of, (t, o, h, lo, c, oi_t, oi_usd)
+
+
+def compute_levels(tmp_path, cf, of, *flags, name="levels.csv"):
+    """Final level book written by ``liqmap compute --levels``: sorted prices, long and short USD totals."""
+    from pipeline import cli
+
+    out = tmp_path / name
+    assert cli.main(["compute", "--candles", str(cf), "--oi", str(of), "--out", str(tmp_path / "g.csv"),
+                     "--levels", str(out), *flags]) == 0
+    rows = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding="utf-8")
+    long = rows["side"] == "long"
+    return np.sort(rows["price"]), float(rows["notional_usd"][long].sum()), float(rows["notional_usd"][~long].sum())
+
+
+def model_levels(arrays, params):
+    t, o, h, lo, c, oi_t, oi_usd = arrays
+    book = run_aligned(t, o, h, lo, c, oi_t, oi_usd, params).book()
+    long = book["side"] == model.LONG
+    return np.sort(book["price"]), float(book["notional_usd"][long].sum()), float(book["notional_usd"][~long].sum())
+
+
+def assert_same_book(got, want):
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    assert got[1:] == pytest.approx(want[1:], rel=1e-9)
+
+
+def test_compute_without_flags_is_the_registry_model(tmp_path):
+    cf, of, arrays = write_inputs(tmp_path)
+    got = compute_levels(tmp_path, cf, of)
+    assert_same_book(got, model_levels(arrays, registry_params()))
+    # A flag overrides only its own field, and changes the result on these inputs.
+    got_usd = compute_levels(tmp_path, cf, of, "--oi-change", "usd", name="usd.csv")
+    assert_same_book(got_usd, model_levels(arrays, registry_params(oi_change="usd")))
+    assert abs(sum(got_usd[1:]) - sum(got[1:])) > 1e5
+
+
+def test_compute_candle_tilt_and_side_split_default_to_the_asset_settings(tmp_path, monkeypatch):
+    from pipeline import paths
+
+    text = paths.ASSETS_YAML.read_text(encoding="utf-8")
+    old = "  candle_tilt: 0.25 "
+    assert old in text and "  side_split: equal " in text
+    text = text.replace(old, "  candle_tilt: 0.45 ").replace("  side_split: equal ", "  side_split: candle ")
+    (tmp_path / "assets.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.setattr(paths, "ASSETS_YAML", tmp_path / "assets.yaml")
+    reg = registry.load()
+    a = reg.get("btc")
+    p = ModelParams.from_asset(a, reg.settings_for(a))
+    assert (p.candle_tilt, p.side_split, p.oi_change) == (0.45, "candle", "base")
+    cf, of, arrays = write_inputs(tmp_path, seed=9)
+    # the long/short split of new notional follows the registry's tilt, not a hard-coded 0.25
+    got = compute_levels(tmp_path, cf, of)
+    assert_same_book(got, model_levels(arrays, p))
+    old_tilt = model_levels(arrays, dataclasses.replace(p, candle_tilt=0.25))
+    assert abs(got[1] - old_tilt[1]) > 1.0
+    assert_same_book(compute_levels(tmp_path, cf, of, "--candle-tilt", "0.25", name="t.csv"), old_tilt)
