@@ -223,7 +223,7 @@ class ModelParams:
         return liquidation_price(1.0, lev[None, :], mmr, cum, self.position_notional_usd, sides)
 
 
-def align_oi(candle_time_ms, oi_time_ms, oi_usd) -> np.ndarray:
+def align_oi(candle_time_ms, oi_time_ms, oi_usd, oi_base=None, close=None) -> np.ndarray:
     """OI per candle, as of the candle's time: the last OI sample with time <= candle time.
 
     NaN before the first sample; NaN samples are skipped (the previous one holds).
@@ -231,12 +231,25 @@ def align_oi(candle_time_ms, oi_time_ms, oi_usd) -> np.ndarray:
     equal to the previous candle's as "no new sample" (it carries coins, not USD).
     Unsorted OI input is sorted first (stable). Candle time is the candle's
     timestamp as given (for exchange klines: the open time).
+
+    ``oi_base`` (coins per sample, NaN where unknown) with ``close`` (per candle):
+    a sample whose coins are known is valued at the close of the candle it first
+    reaches, the price :func:`run` converts back at, so the model sees the exchange's
+    exact number of coins instead of a USD figure valued at another instant.
     """
     ct = np.asarray(candle_time_ms, dtype=np.int64)
     ot = np.asarray(oi_time_ms, dtype=np.int64)
     ov = np.asarray(oi_usd, dtype=float)
     if ot.shape != ov.shape:
         raise ValueError("align_oi: oi_time_ms and oi_usd differ in length")
+    if oi_base is not None and close is not None and ct.size:
+        ob = np.asarray(oi_base, dtype=float)
+        cl = np.asarray(close, dtype=float)
+        if ob.shape != ot.shape or cl.shape != ct.shape:
+            raise ValueError("align_oi: oi_base must match oi_time_ms and close must match candle_time_ms")
+        first = np.minimum(np.searchsorted(ct, ot, side="left"), ct.size - 1)
+        coins = np.isfinite(ob) & np.isfinite(cl[first]) & (cl[first] > 0)
+        ov = np.where(coins, ob * cl[first], ov)
     keep = np.isfinite(ov)
     ot, ov = ot[keep], ov[keep]
     order = np.argsort(ot, kind="stable")

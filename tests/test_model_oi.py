@@ -233,3 +233,73 @@ def test_compute_candle_tilt_and_side_split_default_to_the_asset_settings(tmp_pa
     old_tilt = model_levels(arrays, dataclasses.replace(p, candle_tilt=0.25))
     assert abs(got[1] - old_tilt[1]) > 1.0
     assert_same_book(compute_levels(tmp_path, cf, of, "--candle-tilt", "0.25", name="t.csv"), old_tilt)
+
+
+# ----------------------------------------------------------------------------- exchange coins, exactly
+
+
+def hyperliquid_like(seed=11):
+    """5-minute candles; constant coins sampled every 2 h at odd seconds; USD valued at a mark price
+    that is not any candle price (as the exchange reports it)."""
+    t, o, h, lo, c = random_walk_candles(3 * 288, 5 * MIN, seed=seed, vol=0.003)
+    oi_t = t[::24][1:] - 137_000
+    mark = close_as_of(t, c, oi_t) * (1 + np.random.default_rng(seed).normal(0, 0.002, oi_t.size))
+    coins = np.full(oi_t.size, 20_000.0)
+    return (t, o, h, lo, c), oi_t, coins, coins * mark
+
+
+def test_align_oi_with_coins_gives_the_model_the_exact_coins():
+    (t, o, h, lo, c), oi_t, coins, usd = hyperliquid_like()
+    p = registry_params()
+    # The exchange's USD figure at its own mark price still leaves noise at each sample ...
+    assert run_aligned(t, o, h, lo, c, oi_t, usd, p).totals()["added"] > 1e5
+    # ... the coins it also reports leave none.
+    aligned = model.align_oi(t, oi_t, usd, oi_base=coins, close=c)
+    r = model.run(t, o, h, lo, c, aligned, p)
+    assert r.totals()["added"] == 0 and r.totals()["removed"] == 0
+    # Samples without coins fall back to their USD value; more coins open at their sample only.
+    more = coins.copy()
+    more[5:] = 21_000.0
+    partial = np.where(np.arange(oi_t.size) == 2, np.nan, more)
+    r = model.run(t, o, h, lo, c, model.align_oi(t, oi_t, usd, oi_base=partial, close=c), p)
+    k = int(np.searchsorted(t, oi_t[5]))
+    assert r.added_usd[k] == pytest.approx(1_000 * (h[k] + lo[k] + c[k]) / 3, rel=1e-9)
+    assert set(np.flatnonzero(r.added_usd > 0).tolist()) <= {k, int(np.searchsorted(t, oi_t[2])),
+                                                               int(np.searchsorted(t, oi_t[3]))}
+    with pytest.raises(ValueError, match="oi_base"):
+        model.align_oi(t, oi_t, usd, oi_base=coins[:-1], close=c)
+
+
+def test_compute_with_base_unit_oi_file_opens_nothing_for_constant_coins(tmp_path):
+    (t, o, h, lo, c), oi_t, coins, _ = hyperliquid_like(seed=12)
+    cf = tmp_path / "c.csv"
+    with open(cf, "w") as fh:
+        fh.write("time,open,high,low,close,volume\n")
+        fh.writelines(f"{a},{b!r},{e!r},{f!r},{g!r},1.0\n" for a, b, e, f, g in zip(*(x.tolist() for x in (t, o, h, lo, c))))
+    of = tmp_path / "o.csv"
+    with open(of, "w") as fh:
+        fh.write("time,open_interest\n")
+        fh.writelines(f"{a},{b!r}\n" for a, b in zip(oi_t.tolist(), coins.tolist()))
+    price, long_usd, short_usd = compute_levels(tmp_path, cf, of)
+    assert price.size == 0 and long_usd == 0 and short_usd == 0
+
+
+def test_backtest_market_arrays_use_the_stored_coins(tmp_path):
+    from pipeline.commands.backtest import _market_arrays
+    from pipeline.markets import Market
+
+    (t, o, h, lo, c), oi_t, coins, usd = hyperliquid_like(seed=13)
+    ts = lambda ms: np.asarray(ms, dtype="datetime64[ms]").astype("datetime64[us]")  # noqa: E731
+    n, m = t.size, oi_t.size
+    with Store(tmp_path / "s.duckdb") as st:
+        st.upsert("raw_candles", {
+            "exchange": ["hyperliquid"] * n, "instrument": ["BTC"] * n, "interval_s": [300] * n, "ts": ts(t),
+            "open": o, "high": h, "low": lo, "close": c, "volume": np.ones(n), "taker_buy_volume": [None] * n,
+            "quote": ["USD"] * n})
+        st.upsert("raw_open_interest", {"exchange": ["hyperliquid"] * m, "instrument": ["BTC"] * m, "ts": ts(oi_t),
+                                        "oi_base": coins, "oi_usd": usd})
+        candles, oi_usd, _ = _market_arrays(st, Market("btc", "hyperliquid", ("hyperliquid", "BTC"),
+                                                       ("hyperliquid", "BTC")))
+    r = model.run(candles["time_ms"], candles["open"], candles["high"], candles["low"], candles["close"],
+                  oi_usd, registry_params())
+    assert r.totals()["added"] == 0 and r.level_birth.size == 0

@@ -50,7 +50,8 @@ def _market_arrays(store, market: Market) -> tuple[dict, np.ndarray, dict | None
     candles = store.arrays("market_candles", exchange=ex, instrument=inst, since_ms=0)
     oex, oinst = market.oi
     oi = store.arrays("market_open_interest", exchange=oex, instrument=oinst, since_ms=0)
-    oi_usd = model.align_oi(candles["time_ms"], oi["time_ms"], oi["oi_usd"]) if oi["time_ms"].size else \
+    oi_usd = model.align_oi(candles["time_ms"], oi["time_ms"], oi["oi_usd"], oi_base=oi["oi_base"],
+                            close=candles["close"]) if oi["time_ms"].size else \
         np.full(candles["time_ms"].size, np.nan)
     liq = store.arrays("market_liquidations", exchange=ex, instrument=inst, since_ms=0)
     return candles, oi_usd, (liq if liq["time_ms"].size else None)

@@ -76,7 +76,7 @@ def configure(p) -> None:
                          "time = ISO-8601 UTC or epoch milliseconds")
     io.add_argument("--oi", type=Path, required=True, metavar="FILE",
                     help="open interest (.csv/.parquet): time and open_interest_usd (USD) or open_interest "
-                         "(base units, converted with the candle close); any interval")
+                         "(base units, used as given: exact); any interval")
     io.add_argument("--out", type=Path, required=True, metavar="FILE",
                     help="grid output (.csv/.parquet/.json): time, price_low, price_high, side, notional_usd")
     io.add_argument("--levels", type=Path, metavar="FILE",
@@ -162,7 +162,7 @@ def run(args) -> int:
         return fail(str(exc))
 
     c = candles
-    oi_per_candle = model.align_oi(c.time_ms, oi.time_ms, oi.oi_usd)
+    oi_per_candle = model.align_oi(c.time_ms, oi.time_ms, oi.oi_usd, oi_base=oi.oi_base, close=c.close)
     result = model.run(c.time_ms, c.open, c.high, c.low, c.close, oi_per_candle, params,
                        volume=c.volume, taker_buy_volume=c.taker_buy_volume)
     cols = model.time_columns(c.time_ms[0], c.time_ms[-1], args.max_columns, c.interval_ms)
