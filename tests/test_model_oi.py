@@ -169,14 +169,20 @@ def write_inputs(d, seed=7):
     oi_t = t[::5]
     coins = 40_000.0 * np.exp(np.cumsum(np.random.default_rng(seed + 1).normal(0, 0.004, oi_t.size)))
     oi_usd = coins * close_as_of(t, c, oi_t)
+    cf, of = write_files(d, (t, o, h, lo, c), oi_t, oi_usd, "open_interest_usd")
+    return cf, of, (t, o, h, lo, c, oi_t, oi_usd)
+
+
+def write_files(d, candles, oi_t, oi_values, oi_column):
+    """``liqmap compute`` input files (epoch-ms times, full float precision)."""
     cf, of = d / "candles.csv", d / "oi.csv"
     with open(cf, "w") as fh:
         fh.write("time,open,high,low,close,volume\n")
-        fh.writelines(f"{a},{b!r},{e!r},{f!r},{g!r},1.0\n" for a, b, e, f, g in zip(*(x.tolist() for x in (t, o, h, lo, c))))
+        fh.writelines(f"{a},{b!r},{e!r},{f!r},{g!r},1.0\n" for a, b, e, f, g in zip(*(x.tolist() for x in candles)))
     with open(of, "w") as fh:
-        fh.write("time,open_interest_usd\n")
-        fh.writelines(f"{a},{b!r}\n" for a, b in zip(oi_t.tolist(), oi_usd.tolist()))
-    return cf, of, (t, o, h, lo, c, oi_t, oi_usd)
+        fh.write(f"time,{oi_column}\n")
+        fh.writelines(f"{a},{b!r}\n" for a, b in zip(oi_t.tolist(), oi_values.tolist()))
+    return cf, of
 
 
 def compute_levels(tmp_path, cf, of, *flags, name="levels.csv"):
@@ -271,15 +277,8 @@ def test_align_oi_with_coins_gives_the_model_the_exact_coins():
 
 
 def test_compute_with_base_unit_oi_file_opens_nothing_for_constant_coins(tmp_path):
-    (t, o, h, lo, c), oi_t, coins, _ = hyperliquid_like(seed=12)
-    cf = tmp_path / "c.csv"
-    with open(cf, "w") as fh:
-        fh.write("time,open,high,low,close,volume\n")
-        fh.writelines(f"{a},{b!r},{e!r},{f!r},{g!r},1.0\n" for a, b, e, f, g in zip(*(x.tolist() for x in (t, o, h, lo, c))))
-    of = tmp_path / "o.csv"
-    with open(of, "w") as fh:
-        fh.write("time,open_interest\n")
-        fh.writelines(f"{a},{b!r}\n" for a, b in zip(oi_t.tolist(), coins.tolist()))
+    candles, oi_t, coins, _ = hyperliquid_like(seed=12)
+    cf, of = write_files(tmp_path, candles, oi_t, coins, "open_interest")
     price, long_usd, short_usd = compute_levels(tmp_path, cf, of)
     assert price.size == 0 and long_usd == 0 and short_usd == 0
 
