@@ -51,11 +51,13 @@ def sample_files(tmp_path_factory):
                               "open_interest_usd": oi["oi"]}), d / "oi.csv")
     ms = cndl["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
     pq.write_table(pa.table({"time": ms, **prices, "volume": cndl["volume"]}), d / "candles.parquet")
-    # OI in base units: divide by the as-of candle close, so the reader's conversion round-trips
+    # OI in base units: divide by the close the model converts USD OI at (the first candle at
+    # or after the sample; the sample's candle gaps make this differ from the as-of candle),
+    # so both files describe the same coins
     ct = np.asarray(ms)
     ot = np.asarray(oi["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()))
     close = np.asarray(prices["close"])
-    idx = np.clip(np.searchsorted(ct, ot, side="right") - 1, 0, None)
+    idx = np.minimum(np.searchsorted(ct, ot, side="left"), ct.size - 1)
     pq.write_table(pa.table({"time": oi["ts"], "open_interest": np.asarray(oi["oi"]) / close[idx]}), d / "oi.parquet")
     return d
 

@@ -325,6 +325,7 @@ def naive_run(t, o, h, lo, c, oi, p: ModelParams, volume=None, taker=None):
     liq = np.zeros((2, len(t)))
     removed = faded = added = 0.0
     prev = None
+    last_raw = math.nan
     book_at = []
     for i in range(len(t)):
         # 1. consume
@@ -339,7 +340,8 @@ def naive_run(t, o, h, lo, c, oi, p: ModelParams, volume=None, taker=None):
         # 2./3. OI change
         cur = oi[i]
         d = 0.0
-        if not math.isnan(cur):
+        if not math.isnan(cur) and cur != last_raw:  # an equal value is the last sample carried
+            last_raw = cur
             if p.oi_change == "base":
                 cur = cur / c[i]
             if prev is not None:

@@ -1,6 +1,6 @@
 """``liqmap compute``: run the liquidation model on your own candle and open-interest files.
 
-Reads candles + OI (CSV or Parquet, see pipeline/userio.py for the schema), runs
+Reads candles + OI (CSV or Parquet, see pipeline/store/userfiles.py for the schema), runs
 pipeline.model, and writes the heatmap grid as one row per non-empty cell
 ``time, price_low, price_high, side, notional_usd`` (.csv, .parquet or .json by
 extension). ``time`` is the end of the grid column: the estimated book as it stood
@@ -33,9 +33,12 @@ def _defaults_text(asset_id: str = "btc") -> dict[str, str]:
             "entry_price": s.entry_price,
             "fade": "none" if s.fade_half_life_hours is None else f"{s.fade_half_life_hours:g}",
             "notional": f"{s.position_notional_usd:g}",
+            "oi_change": s.oi_change,
+            "candle_tilt": f"{s.candle_tilt:g}",
         }
     except Exception:  # noqa: BLE001 - help text only
-        return dict.fromkeys(("leverage", "weights", "side_split", "entry_price", "fade", "notional"), "from assets.yaml")
+        return dict.fromkeys(("leverage", "weights", "side_split", "entry_price", "fade", "notional", "oi_change",
+                              "candle_tilt"), "from assets.yaml")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -73,7 +76,7 @@ def configure(p) -> None:
                          "time = ISO-8601 UTC or epoch milliseconds")
     io.add_argument("--oi", type=Path, required=True, metavar="FILE",
                     help="open interest (.csv/.parquet): time and open_interest_usd (USD) or open_interest "
-                         "(base units, converted with the candle close); any interval")
+                         "(base units, used as given: exact); any interval")
     io.add_argument("--out", type=Path, required=True, metavar="FILE",
                     help="grid output (.csv/.parquet/.json): time, price_low, price_high, side, notional_usd")
     io.add_argument("--levels", type=Path, metavar="FILE",
@@ -98,9 +101,11 @@ def configure(p) -> None:
                    help=f"levels halve per this age; 'none' = never (default: {d['fade']})")
     m.add_argument("--position-notional", type=float, metavar="USD",
                    help=f"assumed position size, picks the margin bracket (default: {d['notional']})")
-    m.add_argument("--oi-change", choices=("usd", "base"), default="usd",
-                   help="measure OI change in USD (default) or in base units valued at entry")
-    m.add_argument("--candle-tilt", type=float, default=0.25, help="strength of --side-split candle (default: 0.25)")
+    m.add_argument("--oi-change", choices=("usd", "base"),
+                   help="measure OI change in base units (coins, carried between OI samples, valued at entry) "
+                        f"or in USD (default: {d['oi_change']})")
+    m.add_argument("--candle-tilt", type=float, metavar="TILT",
+                   help=f"strength of --side-split candle, within [0, 0.5] (default: {d['candle_tilt']})")
 
 
 def _params(args):
@@ -120,14 +125,14 @@ def _params(args):
                 raise ValueError("--leverage: give --weights too when the number of tiers changes")
     if args.weights is not None:
         changes["weights"] = args.weights
+    # Only what the user passed overrides the registry: one source of model defaults.
     for opt, field in (("side_split", "side_split"), ("entry_price", "entry_price"),
-                       ("position_notional", "position_notional_usd")):
+                       ("position_notional", "position_notional_usd"), ("oi_change", "oi_change"),
+                       ("candle_tilt", "candle_tilt")):
         if getattr(args, opt) is not None:
             changes[field] = getattr(args, opt)
     if args.fade_half_life_hours is not None:
         changes["fade_half_life_hours"] = args.fade_half_life_hours or None
-    changes["oi_change"] = args.oi_change
-    changes["candle_tilt"] = args.candle_tilt
     return dataclasses.replace(base, **changes)
 
 
@@ -158,7 +163,7 @@ def run(args) -> int:
         return fail(str(exc))
 
     c = candles
-    oi_per_candle = model.align_oi(c.time_ms, oi.time_ms, oi.oi_usd)
+    oi_per_candle = model.align_oi(c.time_ms, oi.time_ms, oi.oi_usd, oi_base=oi.oi_base, close=c.close)
     result = model.run(c.time_ms, c.open, c.high, c.low, c.close, oi_per_candle, params,
                        volume=c.volume, taker_buy_volume=c.taker_buy_volume)
     cols = model.time_columns(c.time_ms[0], c.time_ms[-1], args.max_columns, c.interval_ms)

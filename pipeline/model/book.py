@@ -14,7 +14,11 @@ Per candle ``t`` (oldest first), in this order:
    candle (we cannot know whether the candle's extreme came before or after entry).
 2. **New exposure.** ``dOI_t = OI_t - OI_prev`` where ``OI_prev`` is the last known
    OI before ``t`` (NaN OI = unknown = no change; the first known value only sets the
-   baseline, so the book starts empty). If ``dOI_t > 0`` new notional is opened at
+   baseline, so the book starts empty). OI changes only where a new sample arrives:
+   a value equal to the last known one is that sample carried forward (OI is often
+   sampled less often than candles), so with ``oi_change="base"`` the number of
+   coins is carried between samples and a pure price move opens and closes nothing.
+   If ``dOI_t > 0`` new notional is opened at
    the entry price (``typical`` = (high+low+close)/3, or ``close``), split long/short
    by ``side_split`` and over leverage tiers by ``weights``; each (side, tier) pair
    becomes one level at its liquidation price (:func:`liquidation_price`, isolated
@@ -67,6 +71,8 @@ _WIPE_FRACTION = 1.0 - 1e-12
 # (exp(600) ~ 1e260 stays finite in float64).
 _LOG_BLOCK = 600.0
 _MS_PER_HOUR = 3_600_000.0
+# Relative change in coins below which a base-mode change is conversion round-off.
+_COIN_ROUNDOFF = 1e-12
 
 SIDE_SPLITS = ("equal", "taker", "candle")
 ENTRY_PRICES = ("close", "typical")
@@ -132,9 +138,12 @@ class ModelParams:
     - ``position_notional_usd`` (default 10 000): assumed size of every position; picks the
       maintenance bracket (mmr, cum) used for all levels.
     - ``candle_tilt`` (default 0.25, in [0, 0.5]): strength of the ``"candle"`` split.
-    - ``oi_change`` (default ``"base"``): ``"base"``: dOI in base units (OI_usd / close),
-      valued at the entry price, so a price move alone opens or closes nothing.
-      ``"usd"``: dOI = change of OI in USD (a price move alone then looks like flow).
+    - ``oi_change`` (default ``"base"``): ``"base"``: dOI in base units, each OI sample
+      converted at the close of the candle it is aligned to (OI_usd / close) and the
+      coins carried unchanged until the next sample; new coins are valued at the entry
+      price, so a price move alone opens or closes nothing.
+      ``"usd"``: dOI = change of OI in USD between samples (a price move between two
+      samples then looks like flow).
     """
 
     leverage: tuple[float, ...]
@@ -215,18 +224,33 @@ class ModelParams:
         return liquidation_price(1.0, lev[None, :], mmr, cum, self.position_notional_usd, sides)
 
 
-def align_oi(candle_time_ms, oi_time_ms, oi_usd) -> np.ndarray:
+def align_oi(candle_time_ms, oi_time_ms, oi_usd, oi_base=None, close=None) -> np.ndarray:
     """OI per candle, as of the candle's time: the last OI sample with time <= candle time.
 
     NaN before the first sample; NaN samples are skipped (the previous one holds).
+    Between samples the value is carried forward unchanged; :func:`run` reads a value
+    equal to the previous candle's as "no new sample" (it carries coins, not USD).
     Unsorted OI input is sorted first (stable). Candle time is the candle's
     timestamp as given (for exchange klines: the open time).
+
+    ``oi_base`` (coins per sample, NaN where unknown) with ``close`` (per candle):
+    a sample whose coins are known is valued at the close of the candle it first
+    reaches, the price :func:`run` converts back at, so the model sees the exchange's
+    exact number of coins instead of a USD figure valued at another instant.
     """
     ct = np.asarray(candle_time_ms, dtype=np.int64)
     ot = np.asarray(oi_time_ms, dtype=np.int64)
     ov = np.asarray(oi_usd, dtype=float)
     if ot.shape != ov.shape:
         raise ValueError("align_oi: oi_time_ms and oi_usd differ in length")
+    if oi_base is not None and close is not None and ct.size:
+        ob = np.asarray(oi_base, dtype=float)
+        cl = np.asarray(close, dtype=float)
+        if ob.shape != ot.shape or cl.shape != ct.shape:
+            raise ValueError("align_oi: oi_base must match oi_time_ms and close must match candle_time_ms")
+        first = np.minimum(np.searchsorted(ct, ot, side="left"), ct.size - 1)
+        coins = np.isfinite(ob) & np.isfinite(cl[first]) & (cl[first] > 0)
+        ov = np.where(coins, ob * cl[first], ov)
     keep = np.isfinite(ov)
     ot, ov = ot[keep], ov[keep]
     order = np.argsort(ot, kind="stable")
@@ -486,12 +510,26 @@ def _long_share(params: ModelParams, open_, high, low, close, volume, taker_buy_
     return np.clip(0.5 + params.candle_tilt * body, 0.0, 1.0)
 
 
+def _repeats_last_known(values: np.ndarray) -> np.ndarray:
+    """True where a finite value equals the last finite value before it (a carried sample)."""
+    n = values.shape[0]
+    finite = np.isfinite(values)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    last = np.maximum.accumulate(np.where(finite, np.arange(n), -1))
+    prev = np.r_[-1, last[:-1]]
+    return finite & (prev >= 0) & (values == values[np.maximum(prev, 0)])
+
+
 def run(time_ms, open, high, low, close, oi_usd, params: ModelParams, *, volume=None, taker_buy_volume=None) -> ModelResult:  # noqa: A002 - contract name
     """Run the model over candles (oldest first) with OI aligned to them (see :func:`align_oi`).
 
     All arrays have one value per candle; ``time_ms`` must rise strictly. ``oi_usd``
-    NaN means unknown (no change). ``volume``/``taker_buy_volume`` are only used by
-    ``side_split="taker"``.
+    NaN means unknown (no change); a value equal to the last known one is a carried
+    sample (no change, and in ``"base"`` mode the coins, not the USD, are carried).
+    Both the forward-filled series of :func:`align_oi` and a series with OI only at
+    sample candles (NaN between) give the same result. ``volume``/``taker_buy_volume``
+    are only used by ``side_split="taker"``.
     """
     t = np.asarray(time_ms, dtype=np.int64)
     o, h, lo, c = (np.asarray(a, dtype=float) for a in (open, high, low, close))
@@ -503,6 +541,11 @@ def run(time_ms, open, high, low, close, oi_usd, params: ModelParams, *, volume=
         raise ValueError("run: time_ms must rise strictly")
 
     # --- dOI against the last known OI before each candle ------------------------
+    # A value equal to the last known one is that sample carried forward (align_oi
+    # fills every candle between samples), not a new observation: drop it so the
+    # base conversion below carries coins, not USD, between samples. Dividing a
+    # carried USD figure by each new close would turn every price tick into flow.
+    oi = np.where(_repeats_last_known(oi), np.nan, oi)
     known = np.isfinite(oi)
     if params.oi_change == "base":
         level_oi = np.where(known & (c > 0), oi / np.where(c > 0, c, 1.0), np.nan)
@@ -517,6 +560,10 @@ def run(time_ms, open, high, low, close, oi_usd, params: ModelParams, *, volume=
     has_prev = known & (prev_idx >= 0)
     prev_val = np.where(has_prev, level_oi[np.maximum(prev_idx, 0)], np.nan)
     d_oi = np.where(has_prev, level_oi - prev_val, 0.0)
+    if params.oi_change == "base":
+        # USD / close and back is exact only to the last bit: an unchanged number of
+        # coins must not leave dust levels of 1e-13 USD behind.
+        d_oi = np.where(np.abs(d_oi) <= _COIN_ROUNDOFF * np.abs(prev_val), 0.0, d_oi)
 
     entry = (h + lo + c) / 3.0 if params.entry_price == "typical" else c
     add_usd = np.where(d_oi > 0, d_oi * (entry if params.oi_change == "base" else 1.0), 0.0)
@@ -594,12 +641,13 @@ def run(time_ms, open, high, low, close, oi_usd, params: ModelParams, *, volume=
     )
 
 
-def market_oi(candle_time_ms: np.ndarray, oi: Mapping[str, np.ndarray]) -> np.ndarray:
-    """OI per candle from a market's stored observations (``time_ms``, ``oi_usd``); NaN where unknown.
+def market_oi(candles: Mapping[str, np.ndarray], oi: Mapping[str, np.ndarray]) -> np.ndarray:
+    """OI per candle from a market's stored observations (``time_ms``, ``oi_usd``, ``oi_base``); NaN where
+    unknown. Where the exchange reported coins, those are used (see :func:`align_oi`).
 
     The one place that turns stored OI into the model's input, for the site and the backtest alike.
     """
-    t = np.asarray(candle_time_ms, dtype=np.int64)
+    t = np.asarray(candles["time_ms"], dtype=np.int64)
     if not np.asarray(oi["time_ms"]).size:
         return np.full(t.shape, np.nan)
-    return align_oi(t, oi["time_ms"], oi["oi_usd"])
+    return align_oi(t, oi["time_ms"], oi["oi_usd"], oi_base=oi.get("oi_base"), close=candles["close"])

@@ -135,7 +135,7 @@ def run_market(series: MarketSeries, params: book.ModelParams) -> MarketRun:
     c = series.candles
     t = c["time_ms"].astype(np.int64)
     res = book.run(
-        t, c["open"], c["high"], c["low"], c["close"], book.market_oi(t, series.oi), params,
+        t, c["open"], c["high"], c["low"], c["close"], book.market_oi(c, series.oi), params,
         volume=c["volume"], taker_buy_volume=c["taker_buy_volume"],
     )
     f = series.funding

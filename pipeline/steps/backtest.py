@@ -46,7 +46,7 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
         candles = s.candles
         if candles["time_ms"].size < 2:
             continue
-        oi_usd = book.market_oi(candles["time_ms"], s.oi)
+        oi_usd = book.market_oi(candles, s.oi)
         liq = s.liquidations if s.liquidations["time_ms"].size else None
         res = bt.backtest_market(candles, oi_usd, params, settings=settings, timeframes_ms=tfs, liquidations=liq)
         res = {"key": market.key, "title": market.title, "is_sample": market.is_sample,

@@ -64,6 +64,7 @@ class OpenInterest:
     time_ms: np.ndarray
     oi_usd: np.ndarray
     source_column: str
+    oi_base: np.ndarray | None = None  # the file's coins when it gives base units (exact for the model)
 
 
 class _Table:
@@ -284,7 +285,7 @@ def read_open_interest(path, candles: Candles) -> OpenInterest:
         )
     if col == "open_interest":
         idx = np.clip(np.searchsorted(candles.time_ms, ms, side="right") - 1, 0, None)
-        oi = oi * candles.close[idx]
+        return OpenInterest(t.path, ms, oi * candles.close[idx], col, oi_base=oi)
     return OpenInterest(t.path, ms, oi, col)
 
 
