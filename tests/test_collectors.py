@@ -13,6 +13,7 @@ from replay.harness import factory
 from replay.server import ReplayServer, fixture
 
 from pipeline import settings
+from pipeline.collect.exchanges import venues
 from pipeline.collect.exchanges.base import (
     INTERVAL_MS,
     ApiError,
@@ -22,7 +23,6 @@ from pipeline.collect.exchanges.base import (
     candle_row,
     number,
 )
-from pipeline.collect.exchanges.base import registry as exchange_registry
 from pipeline.collect.exchanges.binance import Binance
 from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.exchanges.dydx import Dydx
@@ -150,7 +150,7 @@ def test_dydx_candles_carry_open_interest():
 
 
 def test_capability_tables():
-    reg = exchange_registry()
+    reg = venues()
     assert set(reg) == {"binance", "bybit", "okx", "hyperliquid", "dydx"}
     for cls in reg.values():
         assert set(cls.capabilities) == {"candles", "taker_buy", "oi_history", "oi_current", "funding", "liquidations"}

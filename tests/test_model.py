@@ -14,7 +14,8 @@ import pytest
 
 from pipeline import registry
 from pipeline.model import book as model
-from pipeline.model.book import LONG, SHORT, ModelParams
+from pipeline.model import params as model_params
+from pipeline.model.params import LONG, SHORT, ModelParams
 
 H = 3_600_000
 T0 = 1_790_000_000_000
@@ -47,30 +48,30 @@ def binance_lp(wb, cum, side, q, e, mmr):
 @pytest.mark.parametrize("notional,expected_mmr,expected_cum", [(10_000.0, 0.004, 0.0), (100_000.0, 0.005, 50.0), (1_000_000.0, 0.01, 2550.0)])
 def test_liquidation_price_matches_binance_form(side, lev, notional, expected_mmr, expected_cum):
     tiers = ((0, 0.004), (50_000, 0.005), (500_000, 0.01))
-    mmr, cum = model.margin_bracket(tiers, notional)
+    mmr, cum = model_params.margin_bracket(tiers, notional)
     # cum by hand: 50k*(0.005-0.004)=50; 50 + 500k*(0.01-0.005)=2550
     assert mmr == pytest.approx(expected_mmr) and cum == pytest.approx(expected_cum)
     e = 60_000.0
     q = notional / e
-    got = model.liquidation_price(e, lev, mmr, cum, notional, side)
+    got = model_params.liquidation_price(e, lev, mmr, cum, notional, side)
     assert float(got) == pytest.approx(binance_lp(notional / lev, cum, side, q, e, mmr), rel=1e-12)
 
 
 def test_liquidation_price_hand_values():
     # cum = 0: long E(1-1/L)/(1-MMR), short E(1+1/L)/(1+MMR)
-    assert float(model.liquidation_price(100.0, 10, 0.005, 0.0, 1e4, LONG)) == pytest.approx(90 / 0.995)
-    assert float(model.liquidation_price(100.0, 10, 0.005, 0.0, 1e4, SHORT)) == pytest.approx(110 / 1.005)
+    assert float(model_params.liquidation_price(100.0, 10, 0.005, 0.0, 1e4, LONG)) == pytest.approx(90 / 0.995)
+    assert float(model_params.liquidation_price(100.0, 10, 0.005, 0.0, 1e4, SHORT)) == pytest.approx(110 / 1.005)
     # with cum: cum/N = 50/100000 = 0.0005
-    assert float(model.liquidation_price(100.0, 10, 0.005, 50.0, 1e5, LONG)) == pytest.approx(100 * (0.9 - 0.0005) / 0.995)
-    assert float(model.liquidation_price(100.0, 10, 0.005, 50.0, 1e5, SHORT)) == pytest.approx(100 * (1.1 + 0.0005) / 1.005)
+    assert float(model_params.liquidation_price(100.0, 10, 0.005, 50.0, 1e5, LONG)) == pytest.approx(100 * (0.9 - 0.0005) / 0.995)
+    assert float(model_params.liquidation_price(100.0, 10, 0.005, 50.0, 1e5, SHORT)) == pytest.approx(100 * (1.1 + 0.0005) / 1.005)
     # broadcasting over sides
-    both = model.liquidation_price(100.0, np.array([10.0]), 0.005, 0.0, 1e4, np.array([[1], [-1]]))
+    both = model_params.liquidation_price(100.0, np.array([10.0]), 0.005, 0.0, 1e4, np.array([[1], [-1]]))
     assert both.shape == (2, 1)
 
 
 def test_margin_bracket_boundary_is_inclusive():
-    assert model.margin_bracket(((0, 0.004), (50_000, 0.005)), 50_000) == pytest.approx((0.005, 50.0))
-    assert model.margin_bracket(((0, 0.004), (50_000, 0.005)), 49_999.99) == pytest.approx((0.004, 0.0))
+    assert model_params.margin_bracket(((0, 0.004), (50_000, 0.005)), 50_000) == pytest.approx((0.005, 50.0))
+    assert model_params.margin_bracket(((0, 0.004), (50_000, 0.005)), 49_999.99) == pytest.approx((0.004, 0.0))
 
 
 def test_from_asset_uses_registry():

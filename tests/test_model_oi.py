@@ -15,7 +15,7 @@ import pytest
 from pipeline import registry
 from pipeline.markets import SAMPLE_MARKET
 from pipeline.model import book as model
-from pipeline.model.book import ModelParams
+from pipeline.model.params import ModelParams
 from pipeline.store import sample
 from pipeline.store.db import Store
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from pipeline import registry as registry_mod
+from pipeline.collect.exchanges import venues
 from pipeline.collect.exchanges.base import DATASET_TABLE, DATASETS, INTERVAL_MS, ApiError, Batch, Exchange, Unsupported
-from pipeline.collect.exchanges.base import registry as exchange_classes
 from pipeline.collect.http import (
     BadPayload,
     ClientFactory,
@@ -225,7 +225,7 @@ class Collector:
 
     def exchange(self, name: str) -> Exchange:
         if name not in self._exchanges:
-            cls = exchange_classes()[name]
+            cls = venues()[name]
             url = self.base_urls.get(name) or cls.default_base_url()
             self._exchanges[name] = cls(self.factory.client(name, url))
         return self._exchanges[name]

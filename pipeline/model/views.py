@@ -18,6 +18,7 @@ import numpy as np
 from pipeline import registry
 from pipeline.markets import JPY_PER_USD, Market, MarketSeries
 from pipeline.model import book, indicators, levels, windows
+from pipeline.model.params import ModelParams
 
 TOP_CLUSTERS = 5
 # Older observations than this count as gaps in the context panels, not as the current value
@@ -131,7 +132,7 @@ def hours_text(ms: int) -> str:
     return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} days"
 
 
-def run_market(series: MarketSeries, params: book.ModelParams) -> MarketRun:
+def run_market(series: MarketSeries, params: ModelParams) -> MarketRun:
     c = series.candles
     t = c["time_ms"].astype(np.int64)
     res = book.run(
@@ -180,7 +181,7 @@ def current(runs: list[MarketRun], now_ms: int) -> dict[str, float]:
             "funding_8h": float(indicators.funding_across(fund[:, None], now_oi[:, None])[0])}
 
 
-def asset_view(asset: registry.Asset, params: book.ModelParams, series: list[MarketSeries], status_rows: list[dict]) -> AssetView:
+def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSeries], status_rows: list[dict]) -> AssetView:
     """The asset's page content from its markets' stored series (``pipeline.store.series``)."""
     view = AssetView(asset=asset)
     view.sources = [r for r in status_rows if r["asset"] == asset.id]

@@ -14,7 +14,8 @@ import math
 
 from pipeline import registry
 from pipeline.markets import JPY_PER_USD
-from pipeline.model import book, levels, windows
+from pipeline.model import levels, windows
+from pipeline.model.params import ModelParams
 from pipeline.model.views import CURRENT_FIELDS, FUNDING_MAX_INTERVALS, OI_MAX_AGE_MS, TOP_CLUSTERS, AssetView
 from pipeline.render import format as fmt
 from pipeline.render.charts import heatmap
@@ -147,11 +148,11 @@ def accuracy_context(results, *, settings: dict | None = None) -> dict:
 
 # -- methodology -------------------------------------------------------------------------
 def methodology_context(reg: registry.Registry) -> dict:
-    defaults = {f.name: f.default for f in dataclasses.fields(book.ModelParams) if f.default is not dataclasses.MISSING}
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelParams) if f.default is not dataclasses.MISSING}
     rows = []
     for a in reg.assets:
         s = reg.settings_for(a)
-        p = book.ModelParams.from_asset(a, s)
+        p = ModelParams.from_asset(a, s)
         mmr, cum = p.bracket
         tiers, c = [], 0.0
         for i, t in enumerate(a.mmr_tiers):

@@ -13,6 +13,7 @@ from pipeline.backtest.predict import Settings
 from pipeline.backtest.variants import SCORE_TEXT
 from pipeline.markets import markets_for
 from pipeline.model import book
+from pipeline.model.params import ModelParams
 from pipeline.store import sample
 from pipeline.store.series import load_market, stored_pairs
 
@@ -30,7 +31,7 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
         asset = registry_.get(asset)
     if not store.read_only:
         sample.load_if_empty(store)
-    params = book.ModelParams.from_asset(asset, registry_.settings_for(asset))
+    params = ModelParams.from_asset(asset, registry_.settings_for(asset))
     tfs = {tf: registry.TIMEFRAMES_MS[tf] for tf in asset.timeframes}
     out: dict[str, Any] = {
         "asset": asset.id, "name": asset.name, "symbol": asset.symbol,

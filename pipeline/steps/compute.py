@@ -9,7 +9,7 @@ import time
 
 from pipeline import paths
 from pipeline.markets import markets_for
-from pipeline.model import book
+from pipeline.model.params import ModelParams
 from pipeline.model.views import AssetView, asset_view
 from pipeline.steps.backtest import run_for_asset
 from pipeline.steps.report import BuildReport
@@ -35,7 +35,7 @@ def run(reg, chosen, dp, strict: bool, report: BuildReport) -> dict[str, dict]:
             paths.safe_name(a.id)
             try:
                 series = [load_market(store, mk) for mk in markets_for(a, stored)]
-                params = book.ModelParams.from_asset(a, reg.settings_for(a))
+                params = ModelParams.from_asset(a, reg.settings_for(a))
                 view = asset_view(a, params, series, status_rows)
             except Exception as exc:
                 if strict:

@@ -12,7 +12,7 @@ import time
 
 import pyarrow as pa
 
-from pipeline.model import book
+from pipeline.model.params import ModelParams
 from pipeline.model.views import AssetView, binned_book, grid_table
 from pipeline.snapshots import files, gate
 from pipeline.steps.report import BuildReport
@@ -39,7 +39,7 @@ def meta(view: AssetView, reg) -> dict:
     return {
         "asset": view.asset.id, "price": view.price, "markets": [m.key for m in view.markets],
         "sample": view.sample is not None, "data_from": view.first_ms, "data_to": view.price_time_ms,
-        "model": dict(book.ModelParams.from_asset(view.asset, reg.settings_for(view.asset)).__dict__),
+        "model": dict(ModelParams.from_asset(view.asset, reg.settings_for(view.asset)).__dict__),
         "timeframes": [tv.name for tv in view.timeframes],
     }
 

@@ -286,17 +286,6 @@ class Exchange:
         return ts_ms + INTERVAL_MS <= now_ms
 
 
-def registry() -> dict[str, type[Exchange]]:
-    """Exchange name -> collector class (imported lazily to keep ``liqmap check`` light)."""
-    from pipeline.collect.exchanges.binance import Binance
-    from pipeline.collect.exchanges.bybit import Bybit
-    from pipeline.collect.exchanges.dydx import Dydx
-    from pipeline.collect.exchanges.hyperliquid import Hyperliquid
-    from pipeline.collect.exchanges.okx import Okx
-
-    return {c.name: c for c in (Binance, Bybit, Okx, Hyperliquid, Dydx)}
-
-
 def int_or_none(rec: Any, key: Any) -> int | None:
     """``int(rec[key])`` for pagination bookkeeping; None when the row is malformed."""
     try:

@@ -1,4 +1,7 @@
-"""Chart specs (pure: numpy in, Vega-Lite spec dicts out; no I/O).
+"""Heatmap and liquidation-map chart specs (pure: numpy in, Vega-Lite spec dicts out; no I/O).
+
+One piece (over 450 lines) because the colour table, the PNG encoder and the spec layers share
+one colour scale: the image, its legend and its tooltip must agree to the byte.
 
 Heatmap
     The grid (time columns x price bins, up to ~1000 x 400 cells) is coloured
