@@ -421,7 +421,9 @@ class HttpClient:
         return self._send("GET", path, params=params, weight=weight, want_json=True)
 
     def post_json(self, path: str, body: dict, *, weight: float = 1.0) -> Any:
-        return self._send("POST", path, json_body=body, weight=weight, want_json=True)
+        # One path serves many requests (Hyperliquid's /info): name the request type in errors.
+        label = f"{path} {body.get('type')}" if isinstance(body, dict) and isinstance(body.get("type"), str) else path
+        return self._send("POST", path, json_body=body, weight=weight, want_json=True, label=label)
 
     def get_bytes(self, path: str, *, weight: float = 1.0) -> bytes:
         # Archive files (zip, CHECKSUM text) are not JSON: ask for anything.
@@ -444,9 +446,10 @@ class HttpClient:
             ) from None
 
     def _send(self, method: str, path: str, *, params=None, json_body=None, weight: float = 1.0,
-              headers: dict | None = None, want_json: bool = False) -> Any:
+              headers: dict | None = None, want_json: bool = False, label: str | None = None) -> Any:
         """The response (or with ``want_json`` its JSON document), retrying what is worth retrying."""
         url = self.base_url + path
+        label = label or path
         pol = self.policy
         last: str = ""
         for attempt in range(pol.retries + 1):
@@ -503,7 +506,7 @@ class HttpClient:
                 cls = RateLimited if code in (429, 418) else TransientError
                 raise cls(f"{self.name}: {last} after {attempt + 1} attempts: {url}", code)
             if code >= 400:
-                err = api_error(self.exchange, path, _json_or_none(resp), code)
+                err = api_error(self.exchange, label, _json_or_none(resp), code)
                 if err is None:
                     snippet = resp.text[:200]
                     raise HttpError(f"{self.name}: HTTP {code} for {resp.url}: {snippet}", code)
@@ -511,7 +514,7 @@ class HttpClient:
                 return resp
             else:
                 doc = self._json(resp)
-                err = api_error(self.exchange, path, doc, code)
+                err = api_error(self.exchange, label, doc, code)
                 if err is None:
                     return doc
             # The exchange's own "slow down" / "busy" codes get the same patience as a 429 or a 503.
