@@ -30,8 +30,8 @@ import logging
 import random
 import re
 import threading
-import unicodedata
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
@@ -508,7 +508,8 @@ class HttpClient:
             if code >= 400:
                 err = api_error(self.exchange, label, _json_or_none(resp), code)
                 if err is None:
-                    snippet = resp.text[:200]
+                    # Redacted before it is cut, so a cut cannot leave half a secret unrecognised.
+                    snippet = clip(redact(resp.text), 200)
                     raise HttpError(f"{self.name}: HTTP {code} for {resp.url}: {snippet}", code)
             elif not want_json:
                 return resp

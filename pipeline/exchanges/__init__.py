@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 
 from .. import settings
-from ..http import ApiError, BadPayload, HttpClient, raise_api_error
+from ..http import ApiError, BadPayload, HttpClient, raise_api_error  # noqa: F401 - ApiError is re-exported
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
 INTERVAL_MS = INTERVAL_S * 1000
@@ -255,7 +255,8 @@ class PageChecker:
 
     ``order`` is the order the endpoint documents for a page ("asc" or "desc"):
     valid rows are handed on in that order even when the exchange swapped some
-    (they used to be rejected, and the next run never asked for them again).
+    (rejecting a swapped row would lose it for good: the next run starts after
+    the newest stored row).
     A key seen twice is stored once and counted: ``duplicate`` when the rows
     agree; ``duplicate with different values`` when they do not, keeping the
     row :func:`_preference` ranks first within a page (so the result does not
