@@ -14,21 +14,13 @@ from replay.server import ReplayServer, fixture
 
 from pipeline import settings
 from pipeline.collect.exchanges import venues
-from pipeline.collect.exchanges.base import (
-    INTERVAL_MS,
-    ApiError,
-    Batch,
-    PageChecker,
-    Reject,
-    candle_row,
-    number,
-)
+from pipeline.collect.exchanges.base import INTERVAL_MS, Batch, PageChecker, Reject, candle_row, number
 from pipeline.collect.exchanges.binance import Binance
 from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.exchanges.dydx import Dydx
 from pipeline.collect.exchanges.hyperliquid import Hyperliquid
 from pipeline.collect.exchanges.okx import Okx
-from pipeline.collect.http import BadPayload
+from pipeline.collect.http import ApiError, BadPayload
 from pipeline.timeutil import ms_to_dt
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
@@ -171,7 +163,7 @@ def test_bad_rows_are_rejected_with_counts():
         good(5, p=-3.0),                                             # negative price
         good(6),
         good(6),                                                     # duplicate
-        good(1),                                                     # out of order (page is oldest first)
+        good(1),                                                     # out of order: put in its place, kept
         good(7)[:2] + ["94000"] + good(7)[3:],                       # high below open: inconsistent
         [t + 8 * INTERVAL_MS + 1000] + good(8)[1:],                  # off the 5-minute grid
         good(9)[:9] + ["11"] + good(9)[10:],                         # taker buy above volume
@@ -179,11 +171,11 @@ def test_bad_rows_are_rejected_with_counts():
     ]
     ex = Binance(FakeHttp({"/fapi/v1/klines": page}))
     b = collect_all(ex, "candles", "BTCUSDT")["raw_candles"]
-    assert [r["ts"] for r in b.rows] == [ms_to_dt(t + i * INTERVAL_MS) for i in (0, 6, 10)]
+    assert [r["ts"] for r in b.rows] == [ms_to_dt(t + i * INTERVAL_MS) for i in (0, 1, 6, 10)]
     assert b.received == len(page)
     assert dict(b.rejected) == {
         "missing field": 1, "not a number": 1, "NaN or infinite": 1, "zero or negative": 2, "duplicate": 1,
-        "out of order": 1, "inconsistent OHLC": 1, "not on the 5-minute grid": 1, "taker buy above volume": 1,
+        "inconsistent OHLC": 1, "not on the 5-minute grid": 1, "taker buy above volume": 1,
     }
 
 
@@ -209,11 +201,12 @@ def test_number_and_row_helpers():
         candle_row("x", "y", S.ORIGIN_MS, 10, 9, 8, 9.5, 1, None, "USD")
     chk = PageChecker("raw_funding", "desc")
     b = chk.build([(2, 0.1), (1, 0.2), (3, 0.3)], lambda r: {"ts": ms_to_dt(S.ORIGIN_MS + r[0]), "rate": r[1]})
-    assert len(b.rows) == 2 and b.rejected["out of order"] == 1
+    assert [r["rate"] for r in b.rows] == [0.3, 0.1, 0.2] and not b.rejected  # put in the documented order
 
 
 def test_wrong_document_type_is_bad_payload():
-    ex = Binance(FakeHttp({"/fapi/v1/klines": {"code": -1, "msg": "x"}}))
+    # (Binance's own {"code", "msg"} error document is an ApiError: tests/test_collect_trust.py)
+    ex = Binance(FakeHttp({"/fapi/v1/klines": {"unexpected": "object"}}))
     with pytest.raises(BadPayload, match="expected a JSON list"):
         collect_all(ex, "candles", "BTCUSDT")
 

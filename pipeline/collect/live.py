@@ -27,8 +27,9 @@ from typing import Callable, Iterable
 
 from pipeline import registry as registry_mod
 from pipeline.collect.exchanges import venues
-from pipeline.collect.exchanges.base import DATASET_TABLE, DATASETS, INTERVAL_MS, ApiError, Batch, Exchange, Unsupported
+from pipeline.collect.exchanges.base import DATASET_TABLE, DATASETS, INTERVAL_MS, Batch, Exchange, Unsupported
 from pipeline.collect.http import (
+    ApiError,
     BadPayload,
     ClientFactory,
     GeoBlocked,

@@ -6,7 +6,8 @@ collectors run unchanged with their base URL pointed here. Responses have the
 documented shapes (``fixtures/*.json`` hold recorded examples; a test checks
 the generated answers against them) and are generated from the seeded series in
 :mod:`tests.replay.series`, with query-aware paging: ``startTime``/``endTime``,
-``limit``, Bybit's newest-first pages and ``cursor``, OKX's ``after``/``before``/
+``limit``, Bybit's newest-first pages (anchored at ``start`` when it is given,
+as Bybit's kline endpoint is) and ``cursor``, OKX's ``after``/``before``/
 ``begin``/``end``, dYdX's ``toISO``.
 
 ``server.now_ms`` is the server's clock: rows after it do not exist yet;
@@ -28,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import series as S
@@ -43,12 +45,18 @@ def fixture(name: str):
 @dataclass
 class Fault:
     exchange: str
-    kind: str  # 429 418 503 451 403 500 garbage html slow badrows bad_checksum
+    kind: str  # 429 418 503 451 403 500 garbage html slow badrows bad_checksum apierror transform
     path: str = ""  # substring of the path (or of the /info body type) the fault applies to
     times: int | None = None  # None = forever
     skip: int = 0  # let this many matching requests through first
     retry_after: str | None = "1"
     delay_s: float = 2.0
+    # apierror: the exchange's own error document with this code and message, at this HTTP status
+    code: Any = None
+    msg: str = ""
+    status: int = 200
+    # transform: a function of the decoded JSON answer returning the document to send instead
+    transform: Callable[[Any], Any] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -186,6 +194,8 @@ class ReplayServer:
             status, payload, ctype = 400, json.dumps({"msg": f"missing parameter {exc}"}).encode(), "application/json"
         if fault is not None and fault.kind == "badrows" and status == 200:
             payload = _corrupt_rows(payload)
+        if fault is not None and fault.kind == "transform" and status == 200 and fault.transform is not None:
+            payload = json.dumps(fault.transform(json.loads(payload))).encode()
         if fault is not None and fault.kind == "bad_checksum" and path.endswith(".CHECKSUM"):
             payload = (hashlib.sha256(b"something else").hexdigest() + "  " + path.rsplit("/", 1)[-1][:-9]).encode()
         self._send(h, status, payload, ctype)
@@ -198,6 +208,9 @@ class ReplayServer:
             if k in ("451", "403"):
                 body = b'{"code":0,"msg":"Service unavailable from a restricted location"}'
             self._send(h, int(k), body, headers=headers)
+            return True
+        if k == "apierror":
+            self._send(h, f.status, json.dumps(api_error_document(f.exchange, f.code, f.msg)).encode())
             return True
         if k == "garbage":
             self._send(h, 200, b'[[1794787200000,"95000.1","95010.0","94990.',)  # truncated mid-number
@@ -239,7 +252,10 @@ class ReplayServer:
                 return js({"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "time": now})
             wrap = lambda res: js({"retCode": 0, "retMsg": "OK", "result": res, "retExtInfo": {}, "time": now})  # noqa: E731
             if path == "/v5/market/kline":
-                rows = S.window(coin, _int(q.get("start")), _int(q.get("end")), now)[::-1][: _limit(q, 200, 1000)]
+                # With ``start``: the oldest ``limit`` candles from it (asking start=9999&limit=1
+                # gives a symbol's first candle); without: the newest up to ``end``. Newest first.
+                start = _int(q.get("start"))
+                rows = _head_or_tail(S.window(coin, start, _int(q.get("end")), now), start, _limit(q, 200, 1000))[::-1]
                 return wrap({"symbol": q["symbol"], "category": "linear", "list": [
                     [str(c.ts), _f(c.open, 2), _f(c.high, 2), _f(c.low, 2), _f(c.close, 2), _f(c.volume, 3),
                      _f(c.volume * c.close, 4)] for c in rows]})
@@ -409,6 +425,21 @@ class ReplayServer:
                 digest = hashlib.sha256(data + b"tampered").hexdigest()
             return 200, f"{digest}  {name}\n".encode(), "text/plain"
         return 200, data, "application/zip"
+
+
+def api_error_document(exchange: str, code, msg: str):
+    """An exchange's own error document (what arrives inside an HTTP 200 or 4xx)."""
+    if exchange == "binance":
+        return {"code": code, "msg": msg}
+    if exchange == "bybit":
+        return {"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {}, "time": 1794787200000}
+    if exchange == "okx":
+        return {"code": str(code), "msg": msg, "data": []}
+    if exchange == "dydx":
+        return {"errors": [{"value": "x", "msg": msg, "param": "ticker", "location": "params", "code": code}]}
+    if exchange == "hyperliquid":
+        return {"status": "err", "response": msg}
+    raise ValueError(exchange)
 
 
 def _corrupt_rows(payload: bytes) -> bytes:

@@ -3,8 +3,11 @@
 Every collector declares a capability table and turns the exchange's pages into
 :class:`Batch` objects: validated rows for one store table plus counts of what
 was received and why rows were rejected. Validation is row-wise so one bad row
-(a missing field, ``"n/a"`` where a price belongs, NaN, a zero price, a
-duplicate, a row out of the page's order) costs that row, not the page.
+(a missing field, ``"n/a"`` where a price belongs, NaN, a zero price, zero open
+interest, a timestamp ahead of the run's clock) costs that row, not the page.
+Rows that arrive out of order are put in order, and a repeated key is stored
+once (see :class:`PageChecker`). An exchange's own error document becomes
+:class:`pipeline.http.ApiError` with its code and message.
 
 Timestamps are epoch milliseconds inside collectors and naive UTC ``datetime``
 in rows (the store's convention).
@@ -20,7 +23,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 
 from pipeline import settings
-from pipeline.collect.http import BadPayload, HttpClient
+from pipeline.collect.http import BadPayload, HttpClient, raise_api_error
 from pipeline.timeutil import dt_to_ms, ms_to_dt, parse_iso_ms
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
@@ -30,7 +33,10 @@ DATASETS = ("candles", "open_interest", "funding", "liquidations")
 CAPABILITIES = ("candles", "taker_buy", "oi_history", "oi_current", "funding", "liquidations")
 
 _MIN_MS = 1_262_304_000_000  # 2010-01-01: anything earlier is not a crypto perpetual
-_MAX_FUTURE_MS = 86_400_000  # rows more than a day in the future are nonsense
+# How far ahead of the run's clock a row may be stamped: one 5-minute interval covers
+# clock skew between us and the exchange. A candle stamped later cannot have closed, and
+# a stored future row would hold back its series (runs continue from the newest row).
+MAX_AHEAD_MS = INTERVAL_MS
 
 SCHEMAS: dict[str, pa.Schema] = {
     "raw_candles": pa.schema([
@@ -67,10 +73,6 @@ DATASET_TABLE = {
 
 class Reject(Exception):
     """One row is unusable; the message is a short reason used as a counter key."""
-
-
-class ApiError(Exception):
-    """The exchange answered with a well-formed error document (e.g. Bybit retCode != 0)."""
 
 
 class Unsupported(Exception):
@@ -137,7 +139,7 @@ def timestamp_ms(value: Any, now_ms: int) -> int:
         value = int(value)
     if not isinstance(value, int):
         raise Reject("bad timestamp")
-    if value < _MIN_MS or value > now_ms + _MAX_FUTURE_MS:
+    if value < _MIN_MS or value > now_ms + MAX_AHEAD_MS:
         raise Reject("timestamp out of range")
     return value
 
@@ -159,9 +161,22 @@ def candle_row(exchange, instrument, ts_ms, o, h, l, c, volume, taker_buy, quote
     }
 
 
+def _open_interest(value: Any) -> float | None:
+    if value is None:
+        return None
+    x = number(value)
+    if x < 0:
+        raise Reject("negative")
+    if x == 0:
+        # Open interest of a listed perpetual is never zero: the model would read such a
+        # print as every position closing and reopening at one candle's price.
+        raise Reject("zero open interest")
+    return x
+
+
 def oi_row(exchange, instrument, ts_ms, oi_base=None, oi_usd=None) -> dict:
-    base = number(oi_base, nonneg=True) if oi_base is not None else None
-    usd = number(oi_usd, nonneg=True) if oi_usd is not None else None
+    base = _open_interest(oi_base)
+    usd = _open_interest(oi_usd)
     if base is None and usd is None:
         raise Reject("missing field")
     return {"exchange": exchange, "instrument": instrument, "ts": ms_to_dt(ts_ms), "oi_base": base, "oi_usd": usd}
@@ -206,25 +221,45 @@ class Batch:
         return max((dt_to_ms(r["ts"]) for r in self.rows), default=None)
 
 
-class PageChecker:
-    """Checks order and duplicates across the pages of one source.
+def _preference(table: str, row: dict) -> tuple:
+    """Which of two rows with one key is kept: a total order on values, independent of arrival.
 
-    ``order`` is the order the endpoint documents for a page ("asc" or "desc");
-    a row going against it is rejected as out of order, a repeated key as a
-    duplicate. ``order=None`` skips the order check (endpoints with no promise).
+    For candles the larger volume wins first (a later revision of a candle has traded
+    more); otherwise, and as the tie-break, the larger values field by field.
+    """
+    def rank(v):
+        return (0, 0) if v is None else (1, v)
+
+    first = (rank(row.get("volume")),) if table == "raw_candles" else ()
+    return first + tuple(rank(row[k]) for k in sorted(row))
+
+
+class PageChecker:
+    """Orders and de-duplicates the rows of the pages of one source.
+
+    ``order`` is the order the endpoint documents for a page ("asc" or "desc"):
+    valid rows are handed on in that order even when the exchange swapped some
+    (rejecting a swapped row would lose it for good: the next run starts after
+    the newest stored row).
+    A key seen twice is stored once and counted: ``duplicate`` when the rows
+    agree; ``duplicate with different values`` when they do not, keeping the
+    row :func:`_preference` ranks first within a page (so the result does not
+    depend on the order they arrived in) and the earlier page's row across
+    pages (it may be stored already). ``order=None``: no promised order; rows
+    stay as they came.
     """
 
     def __init__(self, table: str, order: str | None):
         self.table = table
         self.order = order
-        self.seen: set = set()
+        self.seen: dict[tuple, dict] = {}  # key -> row handed on in an earlier page
 
     def build(self, records: Iterable[Any], make, *, received: int | None = None) -> Batch:
         """Run ``make(record) -> row`` over ``records``; collect valid rows and reasons."""
         batch = Batch(self.table)
-        last: int | None = None
         recs = list(records)
         batch.received = len(recs) if received is None else received
+        fresh: dict[tuple, dict] = {}
         for rec in recs:
             try:
                 row = make(rec)
@@ -235,16 +270,18 @@ class PageChecker:
                 batch.skipped += 1
                 continue
             key = tuple(row[k] for k in KEYS[self.table])
-            if key in self.seen:
-                batch.rejected["duplicate"] += 1
+            other = self.seen.get(key, fresh.get(key))
+            if other is None:
+                fresh[key] = row
                 continue
-            ts = row["ts"]
-            if self.order and last is not None and ((self.order == "asc" and ts < last) or (self.order == "desc" and ts > last)):
-                batch.rejected["out of order"] += 1
-                continue
-            self.seen.add(key)
-            last = ts
-            batch.rows.append(row)
+            batch.rejected["duplicate" if other == row else "duplicate with different values"] += 1
+            if key in fresh and _preference(self.table, row) > _preference(self.table, other):
+                fresh[key] = row
+        rows = list(fresh.values())
+        if self.order:
+            rows.sort(key=lambda r: tuple(r[k] for k in KEYS[self.table]), reverse=self.order == "desc")
+        self.seen.update(fresh)
+        batch.rows = rows
         return batch
 
 
@@ -264,6 +301,14 @@ class Exchange:
     @classmethod
     def default_base_url(cls) -> str:
         return settings.get().base_url(cls.name)
+
+    def checked(self, doc: Any, path: str) -> Any:
+        """``doc``, or the exchange's error document raised as :class:`ApiError`.
+
+        The HTTP layer already does this (and retries the codes that mean "slow down");
+        doing it here too keeps a collector honest whatever client it is given.
+        """
+        return raise_api_error(self.name, path, doc)
 
     def supports(self, dataset: str) -> bool:
         caps = self.capabilities

@@ -45,7 +45,7 @@ class Binance(Exchange):
         start = since_ms
         while start < now_ms:
             page = self.http.get_json(path, {**params, "startTime": start, "endTime": now_ms, "limit": limit}, weight=weight)
-            expect(page, list, f"Binance {path}")
+            expect(self.checked(page, path), list, f"Binance {path}")
             batch = checker.build(page, make)
             yield batch
             stamps = [t for t in (ts_of(r) for r in page) if t is not None]

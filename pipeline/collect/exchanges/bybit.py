@@ -1,11 +1,14 @@
 """Bybit v5, linear (USDT) perpetuals (public REST, no key).
 
-Candles ``/v5/market/kline`` (newest first, 1000 per request: page backwards by
-moving ``end`` below the oldest row), open interest ``/v5/market/open-interest``
+Candles ``/v5/market/kline`` (newest first, 1000 per request; with ``start``
+given, a range holding more than ``limit`` candles answers the oldest ``limit``
+of them, so candles are asked for in windows of at most ``limit`` candles,
+oldest window first), open interest ``/v5/market/open-interest``
 (newest first, 200 per request, ``nextPageCursor`` pagination, full history),
 funding ``/v5/market/funding/history`` (newest first, 200 per request, page
 backwards with ``endTime``). Every answer is wrapped in
-``{"retCode": 0, "result": {...}}``; a non-zero retCode is an API error.
+``{"retCode": 0, "result": {...}}``; a non-zero retCode is an API error
+(10006 and 10018, "slow down", are retried by the HTTP layer).
 Liquidations are websocket-only (``allLiquidation``). Bybit answers HTTP 403 to
 US addresses.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
-    ApiError,
+    INTERVAL_MS,
     Batch,
     Exchange,
     PageChecker,
@@ -43,10 +46,7 @@ class Bybit(Exchange):
     FUNDING_LIMIT = 200
 
     def _result(self, path: str, params: dict) -> dict:
-        doc = expect(self.http.get_json(path, params), dict, f"Bybit {path}")
-        code = doc.get("retCode")
-        if code != 0:
-            raise ApiError(f"Bybit {path}: retCode {code}: {doc.get('retMsg', '')}")
+        doc = expect(self.checked(self.http.get_json(path, params), path), dict, f"Bybit {path}")
         result = expect(doc.get("result"), dict, f"Bybit {path} result")
         expect(result.get("list"), list, f"Bybit {path} result.list")
         return result
@@ -74,9 +74,22 @@ class Bybit(Exchange):
             return candle_row(self.name, instrument, ts, get(r, 1), get(r, 2), get(r, 3), get(r, 4),
                               get(r, 5), None, self.quote)
 
-        params = {"category": "linear", "symbol": instrument, "interval": "5", "start": since_ms}
-        return self._backward("/v5/market/kline", params, "end", self.KLINE_LIMIT, since_ms, now_ms, checker, make,
-                              lambda r: int_or_none(r, 0))
+        return self._windows(instrument, since_ms, now_ms, checker, make)
+
+    def _windows(self, instrument, since_ms, now_ms, checker, make) -> Iterator[Batch]:
+        # [start, end] spans at most KLINE_LIMIT grid points, so the answer is the whole
+        # window whichever end Bybit anchors the page at. Oldest window first: a failure
+        # midway leaves stored rows that end where the next run starts, not a hole below.
+        span = (self.KLINE_LIMIT - 1) * INTERVAL_MS
+        start = since_ms
+        for _ in range(MAX_PAGES):
+            if start > now_ms:
+                return
+            end = min(start + span, now_ms)
+            result = self._result("/v5/market/kline", {"category": "linear", "symbol": instrument, "interval": "5",
+                                                       "start": start, "end": end, "limit": self.KLINE_LIMIT})
+            yield checker.build(result["list"], make)
+            start = end + 1
 
     def fetch_open_interest(self, instrument: str, since_ms: int, now_ms: int) -> Iterator[Batch]:
         checker = PageChecker("raw_open_interest", "desc")

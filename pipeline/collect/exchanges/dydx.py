@@ -49,7 +49,7 @@ class Dydx(Exchange):
     FUNDING_LIMIT = 1000
 
     def _list(self, path: str, params: dict, key: str) -> list:
-        doc = expect(self.http.get_json(path, params), dict, f"dYdX {path}")
+        doc = expect(self.checked(self.http.get_json(path, params), path), dict, f"dYdX {path}")
         return expect(doc.get(key), list, f"dYdX {path} {key}")
 
     def fetch_candles(self, instrument: str, since_ms: int, now_ms: int) -> Iterator[Batch]:

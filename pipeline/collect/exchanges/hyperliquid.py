@@ -15,7 +15,6 @@ from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
     INTERVAL_MS,
-    ApiError,
     Batch,
     Exchange,
     PageChecker,
@@ -29,6 +28,7 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
+from pipeline.collect.http import ApiError
 
 MAX_PAGES = 200
 CTX_TTL_S = 60.0  # one snapshot per run is the point; a long run may refresh it
@@ -52,7 +52,7 @@ class Hyperliquid(Exchange):
 
     def _info(self, body: dict, weight: float = 20) -> object:
         # Most /info requests weigh 20 of the 1200-per-minute budget.
-        return self.http.post_json("/info", body, weight=weight)
+        return self.checked(self.http.post_json("/info", body, weight=weight), f"/info {body.get('type', '')}")
 
     def _forward(self, body_for, limit, since_ms, now_ms, checker, make, ts_of, step_ms) -> Iterator[Batch]:
         start = since_ms
@@ -120,11 +120,11 @@ class Hyperliquid(Exchange):
         ts = now_ms - now_ms % 60_000
 
         def make(c):
-            oi = number(get(c, "openInterest"), nonneg=True)
+            row = oi_row(self.name, instrument, ts, oi_base=get(c, "openInterest"))
             try:
-                mark = number(get(c, "markPx"), positive=True)
+                row["oi_usd"] = row["oi_base"] * number(get(c, "markPx"), positive=True)
             except Reject:
-                mark = None
-            return oi_row(self.name, instrument, ts, oi_base=oi, oi_usd=oi * mark if mark else None)
+                pass
+            return row
 
         yield checker.build([ctx], make)

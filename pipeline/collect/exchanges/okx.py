@@ -7,7 +7,9 @@ request, ``[ts, oi contracts, oiCcy base, oiUsd]``, paged by ``end``), funding
 ``/api/v5/public/funding-rate-history`` (newest first, ``after``), and realized
 liquidations ``/api/v5/public/liquidation-orders`` (recent filled orders; sizes
 in contracts, converted with the instrument's ``ctVal`` from
-``/api/v5/public/instruments``). Answers are ``{"code": "0", "data": [...]}``.
+``/api/v5/public/instruments``). Answers are ``{"code": "0", "data": [...]}``;
+another code is an API error (50011 and 50061, "slow down", are retried by the
+HTTP layer).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
-    ApiError,
     Batch,
     Exchange,
     PageChecker,
@@ -30,6 +31,7 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
+from pipeline.collect.http import ApiError
 
 MAX_PAGES = 2000
 
@@ -52,9 +54,7 @@ class Okx(Exchange):
         self._ct_val: dict[str, float] = {}
 
     def _data(self, path: str, params: dict) -> list:
-        doc = expect(self.http.get_json(path, params), dict, f"OKX {path}")
-        if str(doc.get("code")) != "0":
-            raise ApiError(f"OKX {path}: code {doc.get('code')}: {doc.get('msg', '')}")
+        doc = expect(self.checked(self.http.get_json(path, params), path), dict, f"OKX {path}")
         return expect(doc.get("data"), list, f"OKX {path} data")
 
     def _backward(self, path, params, cursor_key, first_cursor, limit, since_ms, checker, make, ts_of,
