@@ -26,6 +26,8 @@ TABLES = (
     "raw_source_runs",
     "raw_fx_rates",
 )
+# Tables derived from the raw ones (rebuilt, never exported): open gaps and quarantined prints.
+DERIVED = ("raw_gaps", "raw_quarantine")
 
 
 @lru_cache(maxsize=None)
@@ -105,6 +107,47 @@ class Store:
             raise
         return LoadResult(table, rows.num_rows, after - before, existing)
 
+    def replace(self, table: str, rows: pa.Table | dict) -> None:
+        """Replace the whole content of a derived table with ``rows`` in one transaction."""
+        if table not in DERIVED:
+            raise KeyError(f"unknown derived table {table!r}")
+        if isinstance(rows, dict):
+            rows = pa.table(rows)
+        self.con.begin()
+        try:
+            self.con.register("staging", rows)
+            self.con.execute(sql("load", table)).fetchall()
+            self.con.unregister("staging")
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            self.con.unregister("staging")
+            raise
+
+    def refresh_quarantine(self, *, oi_factor: float, candle_factor: float,
+                           asset_instruments: dict[str, dict[str, str]] | None = None) -> int:
+        """Recompute ``raw_quarantine`` (sql/quality/quarantine.sql); returns the rows quarantined.
+
+        ``asset_instruments`` (asset -> exchange -> instrument) lets a candle be compared
+        with the same time on the asset's other venues; without it, only with its neighbours.
+        """
+        pairs = [(a, ex, inst) for a, m in (asset_instruments or {}).items() for ex, inst in m.items()]
+        venues = pa.table({"asset": [p[0] for p in pairs], "exchange": [p[1] for p in pairs],
+                           "instrument": [p[2] for p in pairs]},
+                          schema=pa.schema([("asset", pa.string()), ("exchange", pa.string()), ("instrument", pa.string())]))
+        self.con.begin()
+        try:
+            self.con.register("asset_venues", venues)
+            self.con.execute("DELETE FROM raw_quarantine").fetchall()
+            self.con.execute(sql("quality", "quarantine"), {"oi_factor": oi_factor, "candle_factor": candle_factor}).fetchall()
+            self.con.unregister("asset_venues")
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            self.con.unregister("asset_venues")
+            raise
+        return self.con.execute("SELECT count(*) FROM raw_quarantine").fetchall()[0][0]
+
     def _key_columns(self, table: str) -> list[str]:
         cols = self.con.execute(
             "SELECT constraint_column_names FROM duckdb_constraints() "
@@ -119,7 +162,7 @@ class Store:
         return self.con.execute(f'SELECT count(*) FROM staging s JOIN "{table}" t ON {on}').fetchall()[0][0]
 
     def count(self, table: str) -> int:
-        if table not in TABLES:
+        if table not in TABLES + DERIVED:
             raise KeyError(f"unknown table {table!r}")
         return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
 
