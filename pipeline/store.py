@@ -40,6 +40,23 @@ def sql(kind: str, name: str) -> str:
     return allowed[name].read_text(encoding="utf-8")
 
 
+class StoreError(RuntimeError):
+    """The database file cannot be used (locked, corrupt, unwritable); one line saying what to do."""
+
+
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "could not set lock" in low or "conflicting lock" in low:
+        return StoreError(f"{path}: the store is in use by another liqmap process ({text}); "
+                          "wait for it to finish (or stop it), then run this again")
+    if isinstance(exc, PermissionError) or "permission denied" in low or "read-only" in low:
+        return StoreError(f"{path.parent}: the data directory is not writable ({text}); "
+                          "make it writable or choose another with --data-dir")
+    return StoreError(f"{path}: not a usable DuckDB database ({text}); the file is only a cache: move it aside "
+                      "and run `liqmap restore` to rebuild it from the history")
+
+
 @dataclass(frozen=True)
 class LoadResult:
     table: str
@@ -54,12 +71,19 @@ class Store:
     def __init__(self, db_path: Path, read_only: bool = False):
         self.path = Path(db_path)
         self.read_only = read_only
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
-        self.con.execute("SET TimeZone = 'UTC'").fetchall()
-        if not read_only:
-            self.ensure_schema()
+        try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            raise _open_error(self.path, exc) from None
+        try:
+            self.con.execute("SET TimeZone = 'UTC'").fetchall()
+            if not read_only:
+                self.ensure_schema()
+        except (duckdb.Error, OSError) as exc:
+            self.con.close()
+            raise _open_error(self.path, exc) from None
 
     def __enter__(self) -> "Store":
         return self

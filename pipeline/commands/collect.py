@@ -47,19 +47,18 @@ def print_report(report, quiet: bool = False) -> None:
 def collect_into(args):
     """Shared by ``collect`` and ``run``: returns the RunReport (or None after a usage error)."""
     from ..collect import collect
-    from ..store import Store
+    from ..store import Store, StoreError
 
     reg = load_registry()
     if reg is None:
         return None
-    dp = paths.data_paths(args.data_dir).ensure()
-    with Store(dp.db) as store:
-        try:
+    try:
+        with Store(paths.data_paths(args.data_dir).db) as store:
             report = collect(store, assets=args.assets, exchanges=args.exchanges, reg=reg,
                              lookback_days=args.days, progress=reporter(args.quiet))
-        except ValueError as exc:
-            print(f"liqmap collect: {exc}", file=sys.stderr)
-            return None
+    except (ValueError, StoreError) as exc:
+        print(f"liqmap collect: {exc}", file=sys.stderr)
+        return None
     print_report(report, args.quiet)
     return report
 
