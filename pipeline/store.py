@@ -8,6 +8,7 @@ against the files that exist, so no caller-supplied string reaches SQL text.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -137,16 +138,22 @@ class Store:
             raise KeyError(f"unknown derived table {table!r}")
         if isinstance(rows, dict):
             rows = pa.table(rows)
-        self.con.begin()
-        try:
-            self.con.register("staging", rows)
+        with self._staged("staging", rows):
             self.con.execute(sql("load", table)).fetchall()
-            self.con.unregister("staging")
+
+    @contextmanager
+    def _staged(self, name: str, rows: pa.Table):
+        """One transaction with ``rows`` visible to SQL as ``name``; rolled back on any error."""
+        self.con.begin()
+        self.con.register(name, rows)
+        try:
+            yield
             self.con.commit()
         except Exception:
             self.con.rollback()
-            self.con.unregister("staging")
             raise
+        finally:
+            self.con.unregister(name)
 
     def refresh_quarantine(self, *, oi_factor: float, candle_factor: float,
                            asset_instruments: dict[str, dict[str, str]] | None = None) -> int:
@@ -159,17 +166,9 @@ class Store:
         venues = pa.table({"asset": [p[0] for p in pairs], "exchange": [p[1] for p in pairs],
                            "instrument": [p[2] for p in pairs]},
                           schema=pa.schema([("asset", pa.string()), ("exchange", pa.string()), ("instrument", pa.string())]))
-        self.con.begin()
-        try:
-            self.con.register("asset_venues", venues)
+        with self._staged("asset_venues", venues):
             self.con.execute("DELETE FROM raw_quarantine").fetchall()
             self.con.execute(sql("quality", "quarantine"), {"oi_factor": oi_factor, "candle_factor": candle_factor}).fetchall()
-            self.con.unregister("asset_venues")
-            self.con.commit()
-        except Exception:
-            self.con.rollback()
-            self.con.unregister("asset_venues")
-            raise
         return self.con.execute("SELECT count(*) FROM raw_quarantine").fetchall()[0][0]
 
     def _key_columns(self, table: str) -> list[str]:

@@ -40,7 +40,7 @@ def dump(store: Store) -> dict[str, set]:
         if t == "raw_source_runs":
             continue
         tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
-        out[t] = set(map(tuple, tbl.to_pylist() and [tuple(r.values()) for r in tbl.to_pylist()]))
+        out[t] = {tuple(r.values()) for r in tbl.to_pylist()}
     return out
 
 
@@ -81,7 +81,6 @@ def test_corrupt_partitions_are_moved_aside_restore_goes_on_and_export_writes_th
     assert len([m for m in moved if not m.name.endswith(".txt")]) == 2
     assert any(m.name.endswith(".txt") and "unreadable Parquet" in m.read_text() for m in moved)
     with Store(fresh / "liqmap.duckdb") as s:
-        assert s.count("raw_candles") == 2 * 600 - 288 - (600 - 2 * 288) or s.count("raw_candles") > 0
         restored = s.count("raw_candles")
     assert restored == 2 * 600 - sum(len(history.pq.read_table(history.io.BytesIO(good_bytes[p]))) for p in (truncated, garbage))
 

@@ -1,7 +1,8 @@
 """``liqmap collect``: fetch public exchange data (candles, open interest, funding, liquidations) into the store.
 
-Incremental: each source is fetched from its last stored row (minus a small
-overlap); the first run looks back ``--days``. One failing or geo-blocked
+Incremental without permanent holes: each source is fetched from its last stored
+row (minus a small overlap) or from the earliest hole or failed range in its recent
+past (``pipeline.collect``); the first run looks back ``--days``. One failing or geo-blocked
 exchange never stops the others; every outcome lands in ``raw_source_runs``.
 Exit status 0 if at least one source delivered, 1 if every attempted source failed.
 """
