@@ -2,8 +2,10 @@
 
 Contributors add an asset by adding one entry to the YAML list. Everything is
 checked before anything runs: unknown keys, wrong types, duplicate or unsafe
-ids, leverage weights that do not sum to 1, unsorted margin tiers. Every error
-names the file, the asset and the field, e.g.
+ids, leverage weights that do not sum to 1, unsorted margin tiers, names with
+characters that mean something to Markdown or HTML, a key given twice in one
+mapping, a file that is not UTF-8. Every error names the file, the asset and the
+field, e.g.
 ``assets.yaml:31: asset 'eth': field 'leverage_tiers': weights sum to 0.9, must sum to 1``.
 """
 
@@ -38,6 +40,11 @@ TIMEFRAMES_MS = {
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _INSTRUMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,15}$")
+# Names reach navigation, headings, tables and chart titles: letters (any script), digits,
+# spaces and a few harmless punctuation marks. Nothing that Markdown, attr_list, Jinja or
+# HTML would read as syntax (< > { } [ ] ` | * _ # \ " ' = ...).
+_NAME = re.compile(r"^[^\W_](?:[^\W_]|[ .()/+&-])*$")
+NAME_CHARS = "letters, digits, spaces and . - ( ) / + &"
 
 
 class RegistryError(ValueError):
@@ -66,6 +73,23 @@ class MarginTier(_Strict):
     mmr: Annotated[float, Field(gt=0, lt=0.5)]
 
     @field_validator("from_usd", "mmr", mode="before")
+    @classmethod
+    def _int_ok(cls, v):
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class QualitySettings(_Strict):
+    """Plausibility quarantine thresholds (``quality:`` in the registry); see ``sql/quality/``.
+
+    A print is quarantined (kept, counted, left out of the model) when it departs
+    from both of its neighbours by more than the factor. The defaults never touch
+    the bundled real sample and catch a single 10x (or 1/10) print.
+    """
+
+    oi_spike_factor: Annotated[float, Field(gt=1)] = 3.0
+    candle_spike_factor: Annotated[float, Field(gt=1)] = 2.0
+
+    @field_validator("oi_spike_factor", "candle_spike_factor", mode="before")
     @classmethod
     def _int_ok(cls, v):
         return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
@@ -103,6 +127,13 @@ class Asset(_Strict):
     def _id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError(f"{v!r} must match [a-z0-9][a-z0-9-]* (at most 40 characters)")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v) or "  " in v:
+            raise ValueError(f"{v!r} may hold only {NAME_CHARS} (starting with a letter or digit)")
         return v
 
     @field_validator("symbol")
@@ -170,6 +201,7 @@ class Asset(_Strict):
 
 class Registry(_Strict):
     model: ModelSettings = ModelSettings()
+    quality: QualitySettings = QualitySettings()
     assets: list[Asset]
 
     def get(self, asset_id: str) -> Asset:
@@ -198,16 +230,57 @@ def _line_of(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return None
 
 
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, line: int, first_line: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                    seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: SafeLoader reports it itself
+                    continue
+                if first is not None:
+                    raise DuplicateKey(key, key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _asset_at(root: yaml.Node | None, line: int) -> str:
+    """``asset 'id': `` for the asset entry spanning 1-based ``line``, else ''."""
+    seq = _line_of(root, "assets")
+    for i, item in enumerate(seq.value if isinstance(seq, yaml.SequenceNode) else []):
+        end = item.end_mark.line + (1 if item.end_mark.column else 0)  # the end mark is exclusive
+        if item.start_mark.line <= line - 1 < end:
+            ident = _line_of(item, "id")
+            return f"asset {ident.value!r}: " if isinstance(ident, yaml.ScalarNode) else f"asset #{i + 1}: "
+    return ""
+
+
 def parse(text: str, source: str = "assets.yaml") -> Registry:
     """Parse and validate registry text; raise RegistryError naming file, asset and field."""
+    root = None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKey as exc:
+        raise RegistryError(f"{source}:{exc.line}: {_asset_at(root, exc.line)}field {str(exc.key)!r}: duplicate key "
+                            f"in one mapping (first on line {exc.first_line}); keep one of them") from None
     except yaml.YAMLError as exc:
         raise RegistryError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise RegistryError(f"{source}: top level must be a mapping with an 'assets' list")
-    unknown = set(data) - {"model", "assets"}
+    unknown = set(data) - {"model", "quality", "assets"}
     if unknown:
         raise RegistryError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
     raw_assets = data.get("assets")
@@ -223,6 +296,13 @@ def parse(text: str, source: str = "assets.yaml") -> Registry:
         for e in exc.errors():
             errors.append(f"{source}: model: field '{_fmt_loc(e['loc'])}': {e['msg']}")
         defaults = ModelSettings()
+    try:
+        quality = QualitySettings.model_validate(data.get("quality") or {})
+    except ValidationError as exc:
+        for e in exc.errors():
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            errors.append(f"{source}: quality: field '{_fmt_loc(e['loc'])}': {msg}")
+        quality = QualitySettings()
 
     assets: list[Asset] = []
     seen: dict[str, int] = {}
@@ -250,13 +330,20 @@ def parse(text: str, source: str = "assets.yaml") -> Registry:
         assets.append(asset)
     if errors:
         raise RegistryError("\n".join(errors))
-    return Registry(model=defaults, assets=assets)
+    return Registry(model=defaults, quality=quality, assets=assets)
 
 
 def load(path: Path | None = None) -> Registry:
     path = Path(path or paths.ASSETS_YAML)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RegistryError(f"{path.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {col}); "
+                            "save the file as UTF-8") from None
     return parse(text, source=path.name)

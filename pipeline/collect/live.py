@@ -2,10 +2,17 @@
 
 Rules this module keeps:
 
-* **Incremental.** Each (exchange, instrument, dataset) is fetched from its last
-  stored timestamp (``sql/queries/data_extent.sql``) minus a small overlap, or
-  from ``now - lookback`` on the first run. Loads are upserts, so the overlap
-  and a repeated run store every row once.
+* **Incremental, without permanent holes.** Each (exchange, instrument, dataset)
+  is fetched from the earliest of: its newest stored row at or before now minus
+  a small overlap; the start of any hole in its recent past (two stored rows
+  further apart than the series' step, within ``GAP_SCAN_MS`` and the API's
+  reach, ``REACH_MS``); the start of any earlier run that failed midway and that
+  no complete run has covered since (``sql/queries/catch_up.sql``). The first
+  run looks back ``lookback``. Loads are upserts, so re-reading stores every row
+  once. What a run still cannot fill is written to ``raw_gaps`` with the reason.
+* **Implausible prints quarantined.** After the run, ``raw_quarantine`` is
+  recomputed (``sql/quality/quarantine.sql``): spikes are kept but left out of
+  the model.
 * **Failure per source, never per run.** Every page is its own transaction; a
   source that fails midway keeps what it stored and is reported ``partial``;
   a failing source never deletes or overwrites other data. Every
@@ -24,6 +31,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
+
+import pyarrow as pa
 
 from pipeline import registry as registry_mod
 from pipeline.collect.exchanges import venues
@@ -53,8 +62,25 @@ OVERLAP_MS = {
 
 FLUSH_ROWS = 5000
 MAX_CATCH_UP_MS = 30 * DAY_MS
+# Holes are looked for this far back (and re-asked each run until filled or out of reach).
+GAP_SCAN_MS = 3 * DAY_MS
+_FOREVER = 10 * 365 * DAY_MS
+# How far back each public API serves a dataset: a fact about the exchange, not a setting.
+# 0: no history at all (a snapshot per run). Sources: each module's docstring and the docs.
+REACH_MS: dict[str, dict[str, int]] = {
+    "binance": {"candles": _FOREVER, "open_interest": 30 * DAY_MS, "funding": _FOREVER, "liquidations": 0},
+    "bybit": {"candles": _FOREVER, "open_interest": _FOREVER, "funding": _FOREVER, "liquidations": 0},
+    # OKX: history-candles reach years back; the rubik OI statistics and liquidation orders only recent days.
+    "okx": {"candles": _FOREVER, "open_interest": 30 * DAY_MS, "funding": 90 * DAY_MS, "liquidations": 7 * DAY_MS},
+    # Hyperliquid: only the most recent 5000 candles exist; open interest is the current value only.
+    "hyperliquid": {"candles": 5000 * INTERVAL_MS, "open_interest": 0, "funding": _FOREVER, "liquidations": 0},
+    "dydx": {"candles": _FOREVER, "open_interest": _FOREVER, "funding": _FOREVER, "liquidations": 0},
+}
 
 Progress = Callable[["SourceOutcome"], None]
+_GAP_SCHEMA = pa.schema([("exchange", pa.string()), ("instrument", pa.string()), ("dataset", pa.string()),
+                         ("gap_from", pa.timestamp("us")), ("gap_to", pa.timestamp("us")), ("reason", pa.string()),
+                         ("run_id", pa.string())])
 
 
 def utcnow() -> dt.datetime:
@@ -82,6 +108,8 @@ class SourceOutcome:
     reasons: Counter = field(default_factory=Counter)
     skipped: int = 0
     error: str | None = None
+    range_from: int | None = None  # epoch ms asked for (None: nothing asked)
+    range_to: int | None = None
 
     def add(self, batch: Batch, stored: int) -> None:
         self.received += batch.received
@@ -120,7 +148,13 @@ class SourceOutcome:
             "dataset": [self.dataset], "started_at": [self.started_at], "finished_at": [self.finished_at or utcnow()],
             "status": [self.status], "requests": [self.requests], "rows_received": [self.received],
             "rows_stored": [self.stored], "rows_rejected": [self.rejected], "message": [self.message or None],
+            "range_from": [_ms_dt(self.range_from)], "range_to": [_ms_dt(self.range_to)],
+            "complete": [None if self.range_from is None else self.error is None],
         }
+
+
+def _ms_dt(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(ms))
 
 
 @dataclass
@@ -130,6 +164,8 @@ class RunReport:
     outcomes: list[SourceOutcome] = field(default_factory=list)
     started_at: dt.datetime = field(default_factory=utcnow)
     finished_at: dt.datetime | None = None
+    quarantined: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -158,8 +194,10 @@ class RunReport:
         st = self.statuses()
         counts = ", ".join(f"{n} {s}" for s, n in sorted(st.items()))
         secs = ((self.finished_at or utcnow()) - self.started_at).total_seconds()
+        extra = f", {self.quarantined} prints in quarantine" if self.quarantined else ""
+        notes = "".join(f"; {n}" for n in self.notes)
         return (f"{self.kind} {self.run_id}: {len(self.outcomes)} sources ({counts}); "
-                f"{self.requests} requests, {self.rows_stored} new rows, {secs:.1f}s")
+                f"{self.requests} requests, {self.rows_stored} new rows{extra}, {secs:.1f}s{notes}")
 
     def table(self) -> str:
         """A compact fixed-width table of every outcome (for logs and CI)."""
@@ -183,10 +221,65 @@ def progress_line(o: SourceOutcome) -> str:
     return text + (f"  - {o.message}" if o.message else "")
 
 
+@dataclass
+class CatchUp:
+    """What each source is missing (``sql/queries/catch_up.sql``), keyed by (exchange, instrument, dataset)."""
+
+    last: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    holes: dict[tuple[str, str, str], list[tuple[int, int]]] = field(default_factory=dict)
+    pending: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, store: Store, now_ms: int) -> "CatchUp":
+        out = cls()
+        for r in store.query("catch_up", now_ms=now_ms, scan_from_ms=now_ms - GAP_SCAN_MS).to_pylist():
+            key = (r["exchange"], r["instrument"], r["dataset"])
+            if r["from_ms"] is None:
+                continue
+            if r["kind"] == "last":
+                out.last[key] = int(r["from_ms"])
+            elif r["kind"] == "hole":
+                out.holes.setdefault(key, []).append((int(r["from_ms"]), int(r["to_ms"])))
+            else:
+                out.pending[key] = (int(r["from_ms"]), int(r["to_ms"]))
+        return out
+
+    def since(self, exchange: str, instrument: str, dataset: str, now_ms: int) -> int | None:
+        """Where a fetch must start so that nothing missing within reach is left out; None: no rows yet."""
+        key = (exchange, instrument, dataset)
+        last = self.last.get(key)
+        if last is None:
+            return None
+        since = last - OVERLAP_MS[dataset]
+        floor = now_ms - REACH_MS.get(exchange, {}).get(dataset, _FOREVER)
+        for start, _ in self.holes.get(key, []):
+            if start >= floor:
+                since = min(since, start)
+        if key in self.pending:
+            since = min(since, max(self.pending[key][0], floor))
+        return since
+
+    def gaps(self, exchange: str, instrument: str, dataset: str) -> list[tuple[int, int, str]]:
+        """Open (from, to, kind) ranges of one source: holes between rows, and failed ranges."""
+        key = (exchange, instrument, dataset)
+        out = [(a, b, "hole") for a, b in self.holes.get(key, [])]
+        if key in self.pending:
+            out.append((*self.pending[key], "pending"))
+        return out
+
+
 def stored_extent(store: Store) -> dict[tuple[str, str, str], int]:
     """(exchange, instrument, dataset) -> last stored epoch ms."""
     tbl = store.query("data_extent").to_pylist()
     return {(r["exchange"], r["instrument"], r["dataset"]): int(r["last_ms"]) for r in tbl if r["last_ms"] is not None}
+
+
+def refresh_quarantine(store: Store, reg: registry_mod.Registry | None = None) -> int:
+    """Recompute the plausibility quarantine with the registry's ``quality`` thresholds; rows quarantined."""
+    q = reg.quality if reg is not None else registry_mod.QualitySettings()
+    venues = {a.id: dict(a.instruments) for a in reg.assets} if reg is not None else {}
+    return store.refresh_quarantine(oi_factor=q.oi_spike_factor, candle_factor=q.candle_spike_factor,
+                                    asset_instruments=venues)
 
 
 def _select_assets(reg: registry_mod.Registry, assets: Iterable[str] | None) -> list[registry_mod.Asset]:
@@ -213,8 +306,10 @@ class Collector:
 
     def __init__(self, store: Store, *, factory: ClientFactory | None = None, base_urls: dict[str, str] | None = None,
                  now_ms: int | None = None, lookback_days: float = DEFAULT_LOOKBACK_DAYS,
-                 progress: Progress | None = None, run_id: str | None = None):
+                 progress: Progress | None = None, run_id: str | None = None,
+                 reg: registry_mod.Registry | None = None):
         self.store = store
+        self.reg = reg
         self.factory = factory or ClientFactory()
         self.base_urls = base_urls or {}
         self.now_ms = int(now_ms if now_ms is not None else time.time() * 1000)
@@ -232,7 +327,7 @@ class Collector:
         return self._exchanges[name]
 
     def run(self, assets: list[registry_mod.Asset], exchanges: list[str]) -> RunReport:
-        extent = stored_extent(self.store)
+        extent = CatchUp.read(self.store, self.now_ms)
         for asset in assets:
             for ex_name in exchanges:
                 inst = asset.instruments.get(ex_name)
@@ -250,8 +345,40 @@ class Collector:
                             self.progress(o)
                 # One bookkeeping transaction per (asset, exchange), right after its sources ran.
                 self._record(group)
+        self._after_run()
         self.report.finished_at = utcnow()
         return self.report
+
+    def _after_run(self) -> None:
+        """Record what is still missing and recompute the quarantine; never lose the run over it."""
+        try:
+            self._record_gaps()
+            self.report.quarantined = refresh_quarantine(self.store, self.reg)
+        except Exception as exc:
+            self.report.notes.append(f"could not update gaps or quarantine: {type(exc).__name__}: {exc}")
+
+    def _record_gaps(self) -> None:
+        now = CatchUp.read(self.store, self.now_ms)
+        mine = {(o.exchange, o.instrument, o.dataset): o for o in self.report.outcomes}
+        rows: dict[str, list] = {k: [] for k in ("exchange", "instrument", "dataset", "gap_from", "gap_to", "reason", "run_id")}
+        keys = set(now.holes) | set(now.pending)
+        for key in sorted(keys):
+            o = mine.get(key)
+            reach = REACH_MS.get(key[0], {}).get(key[2], _FOREVER)
+            for a, b, kind in sorted(now.gaps(*key)):
+                if a < self.now_ms - reach:
+                    why = "older than the exchange's API serves; only a backfill from an archive can fill it"
+                elif o is None:
+                    why = "not fetched by the last run (asset or exchange not selected); asked again next run"
+                elif o.error:
+                    why = f"fetch failed: {o.error}; asked again next run"
+                elif kind == "pending":
+                    why = "an earlier fetch failed midway; asked again next run"
+                else:
+                    why = "the exchange returned no rows for this range; asked again each run while in reach"
+                for k, v in zip(rows, (key[0], key[1], key[2], _ms_dt(a), _ms_dt(b), why, self.report.run_id)):
+                    rows[k].append(v)
+        self.store.replace("raw_gaps", pa.table(rows, schema=_GAP_SCHEMA))
 
     def _record(self, outcomes: list[SourceOutcome]) -> None:
         if not outcomes:
@@ -279,13 +406,16 @@ class Collector:
             for o in outs.values():
                 o.finish(error=f"not attempted: {msg}", blocked=status == "blocked")
             return list(outs.values())
-        last = extent.get((ex.name, inst, dataset))
-        if last is None:
+        starts = [extent.since(ex.name, inst, d, self.now_ms) for d in outs]  # derived datasets ride along
+        if all(x is None for x in starts):
             since = self.now_ms - self.lookback_ms
         else:
-            # Fill the gap since the last run, but a source silent for months is a job for
+            # Fill every hole in reach, but a source silent for months is a job for
             # `liqmap backfill`, not for one scheduled run.
-            since = max(last - OVERLAP_MS[dataset], self.now_ms - max(self.lookback_ms, MAX_CATCH_UP_MS))
+            since = min(x if x is not None else self.now_ms - self.lookback_ms for x in starts)
+            since = max(since, self.now_ms - max(self.lookback_ms, MAX_CATCH_UP_MS))
+        for o in outs.values():
+            o.range_from, o.range_to = since, self.now_ms
         table_to_dataset = {DATASET_TABLE[d]: d for d in outs}
         before = ex.http.requests
         error = None
@@ -335,7 +465,7 @@ def collect(store: Store, *, assets: Iterable[str] | None = None, exchanges: Ite
     reg = reg or registry_mod.load()
     chosen_assets = _select_assets(reg, assets)
     chosen_exchanges = _select_exchanges(exchanges)
-    return Collector(store, **kw).run(chosen_assets, chosen_exchanges)
+    return Collector(store, reg=reg, **kw).run(chosen_assets, chosen_exchanges)
 
 
 # -- backfill from the bulk archive ------------------------------------------------
@@ -411,6 +541,10 @@ def backfill(store: Store, since: dt.date, until: dt.date | None = None, *, asse
             store.upsert("raw_source_runs", o.record(report.run_id))
             if progress:
                 progress(o)
+    try:
+        report.quarantined = refresh_quarantine(store, reg)
+    except Exception as exc:  # the loaded days stay; the next run recomputes
+        report.notes.append(f"could not update the quarantine: {type(exc).__name__}: {exc}")
     report.finished_at = utcnow()
     return report
 

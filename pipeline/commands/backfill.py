@@ -32,18 +32,18 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from pipeline.collect.live import backfill
-    from pipeline.store.db import Store
+    from pipeline.store.db import Store, StoreError
 
     reg = load_registry()
     if reg is None:
         return 2
-    dp = paths.data_paths(args.data_dir).ensure()
-    with Store(dp.db) as store:
-        try:
+    dp = paths.data_paths(args.data_dir)
+    try:
+        with Store(dp.db) as store:
             report = backfill(store, args.since, args.until, assets=args.assets, reg=reg,
                               cache_dir=dp.archive_cache, progress=reporter(args.quiet))
-        except ValueError as exc:
-            print(f"liqmap backfill: {exc}", file=sys.stderr)
-            return 2
+    except (ValueError, StoreError) as exc:
+        print(f"liqmap backfill: {exc}", file=sys.stderr)
+        return 2
     print_report(report, args.quiet)
     return report.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pipeline import paths
@@ -19,9 +20,13 @@ def run(args) -> int:
     print(f"{args.assets.name}: {len(reg.assets)} assets OK: {', '.join(a.id for a in reg.assets)}")
     db = paths.data_paths(args.data_dir).db
     if db.exists():
-        from pipeline.store.db import Store
+        from pipeline.store.db import Store, StoreError
 
-        with Store(db, read_only=True) as s:
-            for row in s.query("table_counts").to_pylist():
-                print(f"  {row['table_name']}: {row['n']} rows")
+        try:
+            with Store(db, read_only=True) as s:
+                for row in s.query("table_counts").to_pylist():
+                    print(f"  {row['table_name']}: {row['n']} rows")
+        except StoreError as exc:
+            print(f"liqmap check: {exc}", file=sys.stderr)
+            return 2
     return 0

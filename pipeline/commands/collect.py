@@ -1,7 +1,8 @@
 """``liqmap collect``: fetch public exchange data (candles, open interest, funding, liquidations) into the store.
 
-Incremental: each source is fetched from its last stored row (minus a small
-overlap); the first run looks back ``--days``. One failing or geo-blocked
+Incremental without permanent holes: each source is fetched from its last stored
+row (minus a small overlap) or from the earliest hole or failed range in its recent
+past (``pipeline.collect``); the first run looks back ``--days``. One failing or geo-blocked
 exchange never stops the others; every outcome lands in ``raw_source_runs``.
 Exit status 0 if at least one source delivered, 1 if every attempted source failed.
 """
@@ -47,19 +48,18 @@ def print_report(report, quiet: bool = False) -> None:
 def collect_into(args):
     """Shared by ``collect`` and ``run``: returns the RunReport (or None after a usage error)."""
     from pipeline.collect.live import collect
-    from pipeline.store.db import Store
+    from pipeline.store.db import Store, StoreError
 
     reg = load_registry()
     if reg is None:
         return None
-    dp = paths.data_paths(args.data_dir).ensure()
-    with Store(dp.db) as store:
-        try:
+    try:
+        with Store(paths.data_paths(args.data_dir).db) as store:
             report = collect(store, assets=args.assets, exchanges=args.exchanges, reg=reg,
                              lookback_days=args.days, progress=reporter(args.quiet))
-        except ValueError as exc:
-            print(f"liqmap collect: {exc}", file=sys.stderr)
-            return None
+    except (ValueError, StoreError) as exc:
+        print(f"liqmap collect: {exc}", file=sys.stderr)
+        return None
     print_report(report, args.quiet)
     return report
 

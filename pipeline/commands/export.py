@@ -19,15 +19,26 @@ def configure(p) -> None:
 def run(args) -> int:
     from pipeline import paths
     from pipeline.store import history
-    from pipeline.store.db import Store
+    from pipeline.store.db import Store, StoreError
 
     dp = paths.data_paths(args.data_dir)
     dest = args.to if args.to is not None else dp.history
     if not dp.db.exists():
         print(f"no store at {dp.db}: nothing to export", file=sys.stderr)
         return 1
-    with Store(dp.db, read_only=True) as store:
-        report = history.export(store, dest)
+    try:
+        with Store(dp.db, read_only=True) as store:
+            report = history.export(store, dest)
+    except StoreError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"export failed: cannot write {exc.filename or dest}: {exc.strerror or exc}; make the history "
+              "directory writable (or pass --to) and run export again; nothing in the store was changed",
+              file=sys.stderr)
+        return 2
+    for line in report.repaired:
+        print(f"warning: {line}", file=sys.stderr)
     for path in report.changed:
         print(f"changed {path.relative_to(report.root)}")
     rows = ", ".join(f"{t} {n}" for t, n in report.rows.items())

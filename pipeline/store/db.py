@@ -8,6 +8,7 @@ against the files that exist, so no caller-supplied string reaches SQL text.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,8 @@ TABLES = (
     "raw_source_runs",
     "raw_fx_rates",
 )
+# Tables derived from the raw ones (rebuilt, never exported): open gaps and quarantined prints.
+DERIVED = ("raw_gaps", "raw_quarantine")
 
 
 @lru_cache(maxsize=None)
@@ -36,6 +39,23 @@ def sql(kind: str, name: str) -> str:
     if name not in allowed:
         raise KeyError(f"no SQL file {kind}/{name}.sql")
     return allowed[name].read_text(encoding="utf-8")
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used (locked, corrupt, unwritable); one line saying what to do."""
+
+
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "could not set lock" in low or "conflicting lock" in low:
+        return StoreError(f"{path}: the store is in use by another liqmap process ({text}); "
+                          "wait for it to finish (or stop it), then run this again")
+    if isinstance(exc, PermissionError) or "permission denied" in low or "read-only" in low:
+        return StoreError(f"{path.parent}: the data directory is not writable ({text}); "
+                          "make it writable or choose another with --data-dir")
+    return StoreError(f"{path}: not a usable DuckDB database ({text}); the file is only a cache: move it aside "
+                      "and run `liqmap restore` to rebuild it from the history")
 
 
 @dataclass(frozen=True)
@@ -52,12 +72,19 @@ class Store:
     def __init__(self, db_path: Path, read_only: bool = False):
         self.path = Path(db_path)
         self.read_only = read_only
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
-        self.con.execute("SET TimeZone = 'UTC'").fetchall()
-        if not read_only:
-            self.ensure_schema()
+        try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            raise _open_error(self.path, exc) from None
+        try:
+            self.con.execute("SET TimeZone = 'UTC'").fetchall()
+            if not read_only:
+                self.ensure_schema()
+        except (duckdb.Error, OSError) as exc:
+            self.con.close()
+            raise _open_error(self.path, exc) from None
 
     def __enter__(self) -> "Store":
         return self
@@ -105,6 +132,45 @@ class Store:
             raise
         return LoadResult(table, rows.num_rows, after - before, existing)
 
+    def replace(self, table: str, rows: pa.Table | dict) -> None:
+        """Replace the whole content of a derived table with ``rows`` in one transaction."""
+        if table not in DERIVED:
+            raise KeyError(f"unknown derived table {table!r}")
+        if isinstance(rows, dict):
+            rows = pa.table(rows)
+        with self._staged("staging", rows):
+            self.con.execute(sql("load", table)).fetchall()
+
+    @contextmanager
+    def _staged(self, name: str, rows: pa.Table):
+        """One transaction with ``rows`` visible to SQL as ``name``; rolled back on any error."""
+        self.con.begin()
+        self.con.register(name, rows)
+        try:
+            yield
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            raise
+        finally:
+            self.con.unregister(name)
+
+    def refresh_quarantine(self, *, oi_factor: float, candle_factor: float,
+                           asset_instruments: dict[str, dict[str, str]] | None = None) -> int:
+        """Recompute ``raw_quarantine`` (sql/quality/quarantine.sql); returns the rows quarantined.
+
+        ``asset_instruments`` (asset -> exchange -> instrument) lets a candle be compared
+        with the same time on the asset's other venues; without it, only with its neighbours.
+        """
+        pairs = [(a, ex, inst) for a, m in (asset_instruments or {}).items() for ex, inst in m.items()]
+        venues = pa.table({"asset": [p[0] for p in pairs], "exchange": [p[1] for p in pairs],
+                           "instrument": [p[2] for p in pairs]},
+                          schema=pa.schema([("asset", pa.string()), ("exchange", pa.string()), ("instrument", pa.string())]))
+        with self._staged("asset_venues", venues):
+            self.con.execute("DELETE FROM raw_quarantine").fetchall()
+            self.con.execute(sql("quality", "quarantine"), {"oi_factor": oi_factor, "candle_factor": candle_factor}).fetchall()
+        return self.con.execute("SELECT count(*) FROM raw_quarantine").fetchall()[0][0]
+
     def _key_columns(self, table: str) -> list[str]:
         cols = self.con.execute(
             "SELECT constraint_column_names FROM duckdb_constraints() "
@@ -119,7 +185,7 @@ class Store:
         return self.con.execute(f'SELECT count(*) FROM staging s JOIN "{table}" t ON {on}').fetchall()[0][0]
 
     def count(self, table: str) -> int:
-        if table not in TABLES:
+        if table not in TABLES + DERIVED:
             raise KeyError(f"unknown table {table!r}")
         return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
 

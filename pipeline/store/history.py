@@ -22,6 +22,10 @@ Design choices, each for a reason:
 * Exchange and instrument names are validated before they become directory
   names; restore re-validates the directory names and checks every row
   belongs to the partition it was found in.
+* A broken partition (truncated, corrupt, wrong schema, NULL keys) never stops restore or export: it is moved aside into
+  ``history/quarantine/`` (same relative path, a time stamp and a ``.txt``
+  saying why), reported in one line, and the rest carries on; export then
+  writes the partition again from the store's rows.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 # Tables stored per (exchange, instrument, day); the rest are one file each.
 PARTITIONED = ("raw_candles", "raw_open_interest", "raw_funding", "raw_liquidations", "raw_source_runs")
 PART_FILE = "part.parquet"
+QUARANTINE_DIR = "quarantine"  # under the history root; never read back by restore
 
 # Fixed writer options: the same rows always give the same bytes (for one pyarrow
 # version; a version change is absorbed by the content comparison).
@@ -154,6 +159,32 @@ def _merge(table: str, new: pa.Table, old: pa.Table) -> pa.Table:
     return _sorted(table, merged)
 
 
+def quarantine_file(root: Path, path: Path, why: str) -> Path:
+    """Move an unusable history file to ``root/quarantine/<same relative path>.<stamp>`` with a note; return it."""
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = Path(root) / QUARANTINE_DIR / path.relative_to(root)
+    dest = dest.with_name(f"{dest.name}.{stamp}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    dest.with_name(dest.name + ".txt").write_text(f"{path.relative_to(root)}: {why}\n", encoding="utf-8")
+    return dest
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read_partition(path: Path) -> pa.Table:
+    """Read one partition; any failure is a HistoryError naming the file."""
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise HistoryError(f"unreadable Parquet ({_why(exc)})") from None
+
+
 @dataclass
 class ExportReport:
     root: Path
@@ -161,6 +192,7 @@ class ExportReport:
     unchanged: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # partitions skipped (unsafe names)
+    repaired: list[str] = field(default_factory=list)  # broken partitions moved aside and written again
 
 
 def _partitions(tbl: pa.Table) -> Iterable[tuple[str, str, str, int, int]]:
@@ -185,7 +217,16 @@ def _write_if_changed(table: str, path: Path, new: pa.Table, report: ExportRepor
         if current == data:  # the common case: an unchanged day, no parsing needed
             report.unchanged += 1
             return
-        old = _align(table, pq.read_table(io.BytesIO(current)), new.schema)
+        try:
+            old = _align(table, _read_partition(path), new.schema)
+        except HistoryError as exc:
+            # The committed file is broken: keep it aside, write the partition again from the store.
+            dest = quarantine_file(report.root, path, str(exc))
+            _atomic_write(path, data)
+            report.changed.append(path)
+            report.repaired.append(f"{path}: {exc}; moved to {dest} and written again from the store's "
+                                   f"{new.num_rows} rows (rows only in the old file are in the moved copy)")
+            return
         merged = _merge(table, new, old)
         if merged.equals(old) and pq.read_schema(io.BytesIO(current)).names == new.schema.names:
             report.unchanged += 1  # same rows, other writer version: keep the committed bytes
@@ -246,6 +287,7 @@ class RestoreReport:
     files: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # rows read per table
     inserted: dict[str, int] = field(default_factory=dict)  # rows whose key was new to the store
+    quarantined: list[str] = field(default_factory=list)  # one line per broken partition moved aside
 
 
 def _parse_partition(root: Path, table: str, f: Path) -> tuple[str, str, str] | None:
@@ -289,11 +331,24 @@ def history_files(src: Path) -> dict[str, list[Path]]:
     return out
 
 
+def _store_schema(store: Store, table: str) -> pa.Schema:
+    # Identifiers come from TABLES, never from input.
+    return store.con.sql(f'SELECT * FROM "{table}" LIMIT 0').to_arrow_table().schema
+
+
+def _check_keys(table: str, tbl: pa.Table) -> None:
+    for k in KEYS[table]:
+        if tbl.column(k).null_count:
+            raise HistoryError(f"NULL in key column {k!r}")
+
+
 def restore(store: Store, src: Path | None = None, batch_rows: int = 500_000) -> RestoreReport:
     """Load every partition under ``src`` into ``store`` via ``Store.upsert`` (idempotent).
 
-    Files are validated (names, row placement) before anything is loaded from
-    them; loads are batched so a year of minute candles does not sit in memory.
+    Files are validated (names, readability, schema, keys, row placement) before
+    anything is loaded from them; a file that fails is moved aside
+    (:func:`quarantine_file`) and reported, and the rest is restored. Loads are
+    batched so a year of minute candles does not sit in memory.
     """
     src = Path(src) if src is not None else paths.DataPaths(store.path.parent).history
     report = RestoreReport(root=src)
@@ -310,10 +365,20 @@ def restore(store: Store, src: Path | None = None, batch_rows: int = 500_000) ->
                 report.inserted[table] += res.inserted
             batch, pending = [], 0
 
+        schema = _store_schema(store, table)
         for f in files:
             where = _parse_partition(src, table, f)
-            tbl = pq.read_table(f)
-            if where is not None:
+            try:
+                tbl = _align(table, _read_partition(f), schema)
+                _check_keys(table, tbl)
+            except HistoryError as exc:
+                why = str(exc)
+                dest = quarantine_file(src, f, why)
+                report.quarantined.append(
+                    f"{f}: {why}; moved to {dest}; the rest was restored. `liqmap export` writes this partition "
+                    "again from the store; rows only in the moved file can be recovered from the data branch's history")
+                continue
+            if where is not None:  # rows placed in another partition: a hand edit, not damage; stop
                 _check_rows(table, f, tbl, where)
             report.files += 1
             report.rows[table] += tbl.num_rows
