@@ -61,7 +61,7 @@ def fill(data_dir: Path, days: int, seed: int = 0) -> dict[str, int]:
     from pipeline import registry
     from pipeline.collect.exchanges.base import SCHEMAS
     from pipeline.collect.exchanges.base import registry as exchange_classes
-    from pipeline.collect.live import SourceOutcome, new_run_id
+    from pipeline.collect.report import SourceOutcome, new_run_id
     from pipeline.store.db import open_store
 
     rng = np.random.default_rng(seed)

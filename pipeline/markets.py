@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.registry import Asset
-
-# How the venues write their own names.
-EXCHANGE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX", "hyperliquid": "Hyperliquid", "dydx": "dYdX"}
+from pipeline.venues import display
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,7 @@ class Market:
         if self.is_sample:
             return "Sample: bitFlyer FX_BTC_JPY price + OKX total BTC open interest"
         ex = self.candles[0]
-        return f"{EXCHANGE_NAMES.get(ex, ex.capitalize())} {self.candles[1]}"
+        return f"{display(ex)} {self.candles[1]}"
 
 
 # The bundled sample's bitFlyer prices are in JPY: median FX_BTC_JPY / BTCUSD over 26 matched

@@ -20,8 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline import paths
-
-EXCHANGES = ("binance", "bybit", "okx", "hyperliquid", "dydx")
+from pipeline.venues import EXCHANGES
 
 # Window name -> length in milliseconds. Month/year are calendar-agnostic
 # approximations (30 d / 365 d); the page states the exact start time anyway.

@@ -8,25 +8,27 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AnyHttpUrl
+from pydantic import AnyHttpUrl, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.venues import VENUES
 
-class Settings(BaseSettings):
+
+class _Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIQMAP_", extra="ignore", frozen=True)
 
     data_dir: str | None = None
-    binance_base_url: AnyHttpUrl = AnyHttpUrl("https://fapi.binance.com")
-    binance_archive_base_url: AnyHttpUrl = AnyHttpUrl("https://data.binance.vision")
-    bybit_base_url: AnyHttpUrl = AnyHttpUrl("https://api.bybit.com")
-    okx_base_url: AnyHttpUrl = AnyHttpUrl("https://www.okx.com")
-    hyperliquid_base_url: AnyHttpUrl = AnyHttpUrl("https://api.hyperliquid.xyz")
-    dydx_base_url: AnyHttpUrl = AnyHttpUrl("https://indexer.dydx.trade")
-
 
     def base_url(self, exchange: str) -> str:
         """Base URL for ``exchange`` without a trailing slash."""
         return str(getattr(self, f"{exchange}_base_url")).rstrip("/")
+
+
+# One validated ``<venue>_base_url`` field per venue (LIQMAP_<VENUE>_BASE_URL), default from the venue table.
+Settings = create_model(
+    "Settings", __base__=_Settings,
+    **{f"{v.name}_base_url": (AnyHttpUrl, AnyHttpUrl(v.default_url)) for v in VENUES.values()},
+)
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ PKG = ROOT / "pipeline"
 
 # Layer of each top-level part of the package: a module may import its own layer or lower ones.
 LAYERS = {
-    "paths": 0, "settings": 0, "timeutil": 0, "registry": 1, "markets": 2,
+    "paths": 0, "timeutil": 0, "venues": 0, "settings": 1, "registry": 1, "markets": 2,
     "model": 3, "backtest": 4,
     "store": 3, "collect": 4,
     "render": 5, "snapshots": 5,

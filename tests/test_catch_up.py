@@ -14,10 +14,11 @@ from replay import series as S
 from replay.harness import factory, new_store, registry_for_tests
 from replay.server import ReplayServer
 
+from pipeline.collect.catchup import GAP_SCAN_MS
 from pipeline.collect.exchanges.binance import Binance
 from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.exchanges.dydx import Dydx
-from pipeline.collect.live import GAP_SCAN_MS, collect
+from pipeline.collect.live import collect
 
 REG = registry_for_tests()
 HOUR = 3_600_000

@@ -20,9 +20,10 @@ from replay.harness import FAST, counts, factory, new_store, per_exchange, regis
 from replay.server import ReplayServer
 
 from pipeline import cli, settings
+from pipeline.collect.backfill import backfill
 from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.http import RetryPolicy
-from pipeline.collect.live import backfill, collect
+from pipeline.collect.live import collect
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
 HOUR = 3_600_000

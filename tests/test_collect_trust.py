@@ -29,6 +29,19 @@ from replay import series as S
 from replay.harness import FAST, factory, new_store, registry_for_tests
 from replay.server import ReplayServer
 
+from pipeline.collect.errors import (
+    MAX_MESSAGE,
+    ApiError,
+    ApiRateLimited,
+    ApiUnavailable,
+    BadPayload,
+    GeoBlocked,
+    HttpError,
+    NotFound,
+    RateLimited,
+    TransientError,
+    redact,
+)
 from pipeline.collect.exchanges.base import (
     INTERVAL_MS,
     MAX_AHEAD_MS,
@@ -43,23 +56,9 @@ from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.exchanges.dydx import Dydx
 from pipeline.collect.exchanges.hyperliquid import Hyperliquid
 from pipeline.collect.exchanges.okx import Okx
-from pipeline.collect.http import (
-    MAX_MESSAGE,
-    ApiError,
-    ApiRateLimited,
-    ApiUnavailable,
-    BadPayload,
-    GeoBlocked,
-    HttpClient,
-    HttpError,
-    NotFound,
-    RateLimited,
-    RateLimiter,
-    RetryPolicy,
-    TransientError,
-    redact,
-)
-from pipeline.collect.live import collect, progress_line
+from pipeline.collect.http import HttpClient, RateLimiter, RetryPolicy
+from pipeline.collect.live import collect
+from pipeline.collect.report import progress_line
 from pipeline.timeutil import ms_to_dt
 
 DAY = 86_400_000

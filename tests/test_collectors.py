@@ -13,6 +13,7 @@ from replay.harness import factory
 from replay.server import ReplayServer, fixture
 
 from pipeline import settings
+from pipeline.collect.errors import ApiError, BadPayload
 from pipeline.collect.exchanges import venues
 from pipeline.collect.exchanges.base import INTERVAL_MS, Batch, PageChecker, Reject, candle_row, number
 from pipeline.collect.exchanges.binance import Binance
@@ -20,7 +21,6 @@ from pipeline.collect.exchanges.bybit import Bybit
 from pipeline.collect.exchanges.dydx import Dydx
 from pipeline.collect.exchanges.hyperliquid import Hyperliquid
 from pipeline.collect.exchanges.okx import Okx
-from pipeline.collect.http import ApiError, BadPayload
 from pipeline.timeutil import ms_to_dt
 
 NOW = S.ORIGIN_MS + 3 * 86_400_000
@@ -242,7 +242,7 @@ def _shape(x):
     ("dydx", "/v4/historicalFunding/BTC-USD", {"limit": 2}),
 ])
 def test_replay_answers_match_recorded_shapes(srv, exchange, path, params):
-    http = factory().client(exchange, srv.url(exchange))
+    http = factory().client(venues()[exchange], srv.url(exchange))
     got = http.get_json(path, params)
     rec = fixture(exchange)
     key = path if path in rec else path.rsplit("/", 1)[0] + "/"
@@ -257,7 +257,7 @@ def test_replay_answers_match_recorded_shapes(srv, exchange, path, params):
     ("fundingHistory", {"type": "fundingHistory", "coin": "BTC", "startTime": S.ORIGIN_MS}),
 ])
 def test_replay_hyperliquid_shapes(srv, kind, body):
-    got = factory().client("hyperliquid", srv.url("hyperliquid")).post_json("/info", body)
+    got = factory().client(Hyperliquid, srv.url("hyperliquid")).post_json("/info", body)
     want = fixture("hyperliquid")[kind]
     if kind == "metaAndAssetCtxs":
         assert _shape(got[0]) == _shape(want[0]) and _shape(got[1]) == _shape(want[1])
@@ -287,7 +287,7 @@ def test_candle_pagination_is_contiguous(srv, monkeypatch, cls, inst, attr):
     monkeypatch.setattr(srv, "hl_candle_max", 97)  # Hyperliquid has no limit parameter: the server caps
     since = NOW - 86_400_000
     srv.reset_counts()
-    ex = cls(factory().client(cls.name, srv.url(cls.name)))
+    ex = cls(factory().client(cls, srv.url(cls.name)))
     rows = _walk(ex, "candles", inst, since)["raw_candles"].rows
     _assert_contiguous(rows, since, NOW)
     assert ex.http.requests == srv.counts[cls.name] and 288 // 97 + 1 <= ex.http.requests <= 288 // 97 + 2
@@ -301,7 +301,7 @@ def test_bybit_open_interest_follows_the_cursor(srv, monkeypatch):
     monkeypatch.setattr(Bybit, "OI_LIMIT", 50)
     since = NOW - 86_400_000
     srv.reset_counts()
-    ex = Bybit(factory().client("bybit", srv.url("bybit")))
+    ex = Bybit(factory().client(Bybit, srv.url("bybit")))
     rows = _walk(ex, "open_interest", "BTCUSDT", since)["raw_open_interest"].rows
     assert len(rows) == 289 and ex.http.requests == 6  # ceil(289 / 50)
     cursors = [q.get("cursor") for ex_, path, q in srv.queries if path == "/v5/market/open-interest"]
@@ -310,7 +310,7 @@ def test_bybit_open_interest_follows_the_cursor(srv, monkeypatch):
 
 def test_okx_open_interest_pages_by_end(srv):
     since = NOW - 86_400_000
-    ex = Okx(factory().client("okx", srv.url("okx")))
+    ex = Okx(factory().client(Okx, srv.url("okx")))
     rows = _walk(ex, "open_interest", "ETH-USDT-SWAP", since)["raw_open_interest"].rows
     assert len(rows) == 289 and ex.http.requests == 3
 
@@ -323,7 +323,7 @@ def test_funding_pagination_each_exchange(srv, monkeypatch):
         for attr in ("FUNDING_LIMIT", "FUNDING_MAX"):
             if hasattr(cls, attr):
                 monkeypatch.setattr(cls, attr, 4)
-        ex = cls(factory().client(cls.name, srv.url(cls.name)))
+        ex = cls(factory().client(cls, srv.url(cls.name)))
         rows = _walk(ex, "funding", inst, since)["raw_funding"].rows
         assert len(rows) == expected[cls.name], cls.name
         assert len({r["ts"] for r in rows}) == len(rows)
@@ -332,7 +332,7 @@ def test_funding_pagination_each_exchange(srv, monkeypatch):
 def test_okx_liquidations_pages_back_to_since(srv, monkeypatch):
     monkeypatch.setattr(Okx, "LIQ_LIMIT", 20)
     srv.reset_counts()
-    ex = Okx(factory().client("okx", srv.url("okx")))
+    ex = Okx(factory().client(Okx, srv.url("okx")))
     since = NOW - 86_400_000
     rows = _walk(ex, "liquidations", "BTC-USDT-SWAP", since)["raw_liquidations"].rows
     want = S.liquidations("BTC", since, None, NOW)

@@ -10,20 +10,16 @@ import requests
 from replay.harness import FAST
 from replay.server import ReplayServer
 
+from pipeline.collect.errors import BadPayload, GeoBlocked, HttpError, NotFound, RateLimited, TransientError
+from pipeline.collect.exchanges.binance import Binance
+from pipeline.collect.exchanges.okx import Okx
 from pipeline.collect.http import (
-    LIMITS,
-    BadPayload,
     ClientFactory,
-    GeoBlocked,
     HttpClient,
-    HttpError,
     Limit,
-    NotFound,
-    RateLimited,
     RateLimiter,
     RetryPolicy,
     TokenBucket,
-    TransientError,
     new_session,
 )
 
@@ -174,10 +170,10 @@ def test_post_json(srv):
 
 def test_session_is_shared_and_trusts_environment(srv):
     f = ClientFactory(policy=FAST)
-    a, b = f.client("binance", srv.url("binance")), f.client("okx", srv.url("okx"))
+    a, b = f.client(Binance, srv.url("binance")), f.client(Okx, srv.url("okx"))
     assert a.session is b.session and a.session.trust_env
     assert "liqmap" in a.session.headers["User-Agent"]
-    assert f.client("binance", srv.url("binance")) is a
+    assert f.client(Binance, srv.url("binance")) is a
 
 
 def test_proxy_from_environment_is_used(srv, monkeypatch):
@@ -219,7 +215,7 @@ def test_token_bucket_waits_for_refill():
 
 def test_rate_limiter_picks_the_endpoint_bucket():
     clk = FakeClock()
-    lim = RateLimiter(LIMITS["okx"], clock=clk, sleep=clk.sleep)
+    lim = RateLimiter(Okx.limits, clock=clk, sleep=clk.sleep)
     for _ in range(5):
         lim.acquire("/api/v5/rubik/stat/contracts/open-interest-history")
     assert clk.slept == []
@@ -231,9 +227,9 @@ def test_rate_limiter_picks_the_endpoint_bucket():
 
 def test_default_factory_applies_published_limits():
     f = ClientFactory()
-    c = f.client("binance", "http://127.0.0.1:9")
-    assert set(c.limiter.buckets) == set(LIMITS["binance"])
-    assert ClientFactory(rate_limits=False).client("binance", "http://127.0.0.1:9").limiter.buckets == {}
+    c = f.client(Binance, "http://127.0.0.1:9")
+    assert set(c.limiter.buckets) == set(Binance.limits)
+    assert ClientFactory(rate_limits=False).client(Binance, "http://127.0.0.1:9").limiter.buckets == {}
 
 
 def test_retry_after_http_date(srv):

@@ -31,7 +31,7 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from pipeline.collect.live import backfill
+    from pipeline.collect.backfill import backfill
     from pipeline.store.db import Store, StoreError
 
     reg = load_registry()

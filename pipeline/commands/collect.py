@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import paths, registry
+from pipeline import paths
 from pipeline.commands import load_registry
+from pipeline.venues import EXCHANGES
 
 
 def _csv(value: str) -> list[str]:
@@ -22,14 +23,14 @@ def _csv(value: str) -> list[str]:
 def configure(p) -> None:
     p.add_argument("--assets", type=_csv, default=None, help="comma-separated asset ids (default: all in assets.yaml)")
     p.add_argument("--exchanges", type=_csv, default=None,
-                   help=f"comma-separated exchanges (default: all: {','.join(registry.EXCHANGES)})")
+                   help=f"comma-separated exchanges (default: all: {','.join(EXCHANGES)})")
     p.add_argument("--days", type=float, default=7.0, help="look-back of a first run with nothing stored (default: 7)")
     p.add_argument("--quiet", action="store_true", help="no per-source progress lines")
 
 
 def reporter(quiet: bool = False):
     """Progress on a terminal: one stderr line per finished source; otherwise nothing until the table."""
-    from pipeline.collect.live import progress_line
+    from pipeline.collect.report import progress_line
 
     if quiet or not sys.stderr.isatty():
         return None

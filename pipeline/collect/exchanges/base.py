@@ -23,11 +23,13 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 
 from pipeline import settings
-from pipeline.collect.http import BadPayload, HttpClient, raise_api_error
+from pipeline.collect.errors import BadPayload, raise_api_error
+from pipeline.collect.http import HttpClient, Limit
 from pipeline.timeutil import dt_to_ms, ms_to_dt, parse_iso_ms
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
 INTERVAL_MS = INTERVAL_S * 1000
+FOREVER_MS = 10 * 365 * 86_400_000  # an API that serves a dataset's whole history
 DATASETS = ("candles", "open_interest", "funding", "liquidations")
 # Capability names: what an exchange offers without an API key.
 CAPABILITIES = ("candles", "taker_buy", "oi_history", "oi_current", "funding", "liquidations")
@@ -292,6 +294,10 @@ class Exchange:
     quote: str = "USDT"
     # Capability table: capability -> True/False (see CAPABILITIES).
     capabilities: dict[str, bool] = {}
+    # Published public-endpoint limits (per IP) as token buckets: path prefix -> Limit ("" = every path).
+    limits: dict[str, Limit] = {}
+    # How far back the public API serves each dataset (ms; 0: only the current value, a snapshot per run).
+    reach_ms: dict[str, int] = {}
     # Datasets produced as a side effect of another dataset's requests.
     derived: dict[str, str] = {}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
+    FOREVER_MS,
     INTERVAL_MS,
     Batch,
     Exchange,
@@ -25,6 +26,8 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
+from pipeline.collect.http import Limit
+from pipeline.timeutil import DAY_MS
 
 OI_MEMORY_MS = 30 * 86_400_000  # older startTime values are refused by the endpoint
 
@@ -36,6 +39,9 @@ class Binance(Exchange):
         "candles": True, "taker_buy": True, "oi_history": True, "oi_current": True,
         "funding": True, "liquidations": False,
     }
+    # 2400 request weight per minute (klines weigh 1-10 by limit); /futures/data/*: 1000 requests per 5 minutes.
+    limits = {"": Limit(2400, 40), "/futures/data/": Limit(1000 / 5, 1000 / 300)}
+    reach_ms = {"candles": FOREVER_MS, "open_interest": 30 * DAY_MS, "funding": FOREVER_MS, "liquidations": 0}
     KLINES_LIMIT = 1500
     OI_LIMIT = 500
     FUNDING_LIMIT = 1000

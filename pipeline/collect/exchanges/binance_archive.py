@@ -22,8 +22,9 @@ import zipfile
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.collect.errors import HttpError
 from pipeline.collect.exchanges.base import Batch, PageChecker, Reject, candle_row, oi_row, timestamp_ms
-from pipeline.collect.http import HttpClient, HttpError
+from pipeline.collect.http import HttpClient, Limit
 from pipeline.timeutil import dt_to_ms
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -116,6 +117,7 @@ class BinanceArchive:
     """Downloads (or reads from cache) and verifies one day's zip at a time."""
 
     name = "binance_archive"
+    limits = {"": Limit(20, 10)}
 
     def __init__(self, http: HttpClient, cache_dir: Path):
         self.http = http

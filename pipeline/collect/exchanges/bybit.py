@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
+    FOREVER_MS,
     INTERVAL_MS,
     Batch,
     Exchange,
@@ -30,6 +31,7 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
+from pipeline.collect.http import Limit
 
 MAX_PAGES = 500  # a bound, so a server that ignores paging parameters cannot loop us forever
 
@@ -41,6 +43,9 @@ class Bybit(Exchange):
         "candles": True, "taker_buy": False, "oi_history": True, "oi_current": True,
         "funding": True, "liquidations": False,
     }
+    # v5: 600 requests per 5 seconds per IP (we stay far below it).
+    limits = {"": Limit(100, 20)}
+    reach_ms = {"candles": FOREVER_MS, "open_interest": FOREVER_MS, "funding": FOREVER_MS, "liquidations": 0}
     KLINE_LIMIT = 1000
     OI_LIMIT = 200
     FUNDING_LIMIT = 200

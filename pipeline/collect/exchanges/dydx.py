@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.collect.exchanges.base import (
+    FOREVER_MS,
     Batch,
     Exchange,
     PageChecker,
@@ -25,6 +26,7 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
+from pipeline.collect.http import Limit
 from pipeline.timeutil import ms_to_iso
 
 MAX_PAGES = 500
@@ -44,6 +46,9 @@ class Dydx(Exchange):
         "candles": True, "taker_buy": False, "oi_history": True, "oi_current": False,
         "funding": True, "liquidations": False,
     }
+    # The indexer publishes no hard number; 10/s is a polite ceiling.
+    limits = {"": Limit(20, 10)}
+    reach_ms = {"candles": FOREVER_MS, "open_interest": FOREVER_MS, "funding": FOREVER_MS, "liquidations": 0}
     derived = {"open_interest": "candles"}  # startingOpenInterest rides on the candles
     CANDLE_LIMIT = 1000
     FUNDING_LIMIT = 1000

@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
+from pipeline.collect.errors import ApiError
 from pipeline.collect.exchanges.base import (
+    FOREVER_MS,
     INTERVAL_MS,
     Batch,
     Exchange,
@@ -28,7 +30,7 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
-from pipeline.collect.http import ApiError
+from pipeline.collect.http import Limit
 
 MAX_PAGES = 200
 CTX_TTL_S = 60.0  # one snapshot per run is the point; a long run may refresh it
@@ -41,6 +43,10 @@ class Hyperliquid(Exchange):
         "candles": True, "taker_buy": False, "oi_history": False, "oi_current": True,
         "funding": True, "liquidations": False,
     }
+    # 1200 weight per minute; most /info requests weigh 20.
+    limits = {"": Limit(1200, 20)}
+    # Only the most recent 5000 candles exist; open interest is the current value only.
+    reach_ms = {"candles": 5000 * INTERVAL_MS, "open_interest": 0, "funding": FOREVER_MS, "liquidations": 0}
     # Time-range answers hold at most 500 elements (candleSnapshot up to 5000): a page
     # shorter than this is the last one; a longer one may be followed by more.
     CANDLE_PAGE = 500

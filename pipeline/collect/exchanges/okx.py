@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from pipeline.collect.errors import ApiError
 from pipeline.collect.exchanges.base import (
+    FOREVER_MS,
     Batch,
     Exchange,
     PageChecker,
@@ -31,7 +33,8 @@ from pipeline.collect.exchanges.base import (
     oi_row,
     timestamp_ms,
 )
-from pipeline.collect.http import ApiError
+from pipeline.collect.http import Limit
+from pipeline.timeutil import DAY_MS
 
 MAX_PAGES = 2000
 
@@ -43,6 +46,16 @@ class Okx(Exchange):
         "candles": True, "taker_buy": False, "oi_history": True, "oi_current": True,
         "funding": True, "liquidations": True,
     }
+    # v5, per endpoint: history-candles 20/2s, rubik OI 5/2s, funding history 10/2s, liquidation-orders 40/2s.
+    limits = {
+        "": Limit(10, 5),
+        "/api/v5/rubik/": Limit(5, 2.5),
+        "/api/v5/public/funding-rate-history": Limit(10, 5),
+        "/api/v5/market/history-candles": Limit(20, 10),
+        "/api/v5/public/liquidation-orders": Limit(40, 20),
+    }
+    # History candles reach years back; the rubik OI statistics and liquidation orders only recent days.
+    reach_ms = {"candles": FOREVER_MS, "open_interest": 30 * DAY_MS, "funding": 90 * DAY_MS, "liquidations": 7 * DAY_MS}
     CANDLE_LIMIT = 100
     OI_LIMIT = 100
     FUNDING_LIMIT = 100
