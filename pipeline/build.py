@@ -92,7 +92,14 @@ def build(
     report.timings["pages"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    docs_step.mkdocs(docs_dir, site, strict, report.warnings, pages.nav(views, archive_nav))
+    # MkDocs writes a sibling folder; the site is swapped in only when nothing was held back, so a
+    # held-back build leaves the previous site untouched (its candidate is kept beside it to inspect).
+    staging = site.with_name(site.name + ".new")
+    docs_step.mkdocs(docs_dir, staging, strict, report.warnings, pages.nav(views, archive_nav))
+    if report.held:
+        report.held_site = docs_step.replace_dir(staging, site.with_name(site.name + ".held"))
+    else:
+        docs_step.replace_dir(staging, site)
     report.timings["mkdocs"] = time.perf_counter() - tick
     report.timings["total"] = time.perf_counter() - t_all
     return report

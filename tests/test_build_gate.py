@@ -41,13 +41,16 @@ def test_gate_holds_back_price_off_by_ten_and_accepts_normal_drift(data_dir, tmp
     assert cli_main(build) == 0
     assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2
 
+    before = {f: (out / f).read_bytes() for f in _files(out)}
     _append_candles(dp.db, 10.0)  # a feed that suddenly reports ten times the price
     capsys.readouterr()
     assert cli_main(build) == 3
     err = capsys.readouterr().err
-    assert "held back" in err and "btc" in err
+    assert "held back" in err and "btc" in err and "left as it was" in err
     assert len(snapshot.list_snapshots(dp.snapshots, "btc")) == 2  # nothing written
-    assert (out / "index.html").exists()  # the site is still there to inspect
+    # The published site is byte for byte the previous one; the held-back build is beside it to inspect.
+    assert {f: (out / f).read_bytes() for f in _files(out)} == before
+    assert (tmp_path / "site.held" / "index.html").exists() and not (tmp_path / "site.new").exists()
 
 
 def _files(root):

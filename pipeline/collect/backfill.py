@@ -11,7 +11,7 @@ import time
 from typing import Iterable
 
 from pipeline import registry as registry_mod
-from pipeline.collect.errors import GeoBlocked, HttpError, NotFound, TransientError
+from pipeline.collect.errors import GeoBlocked, HttpError, NotFound, TransientError, redact
 from pipeline.collect.http import ClientFactory
 from pipeline.collect.live import Progress, refresh_quarantine, select_assets
 from pipeline.collect.report import RunReport, SourceOutcome, new_run_id, utcnow
@@ -93,7 +93,7 @@ def backfill(store: Store, since: dt.date, until: dt.date | None = None, *, asse
     try:
         report.quarantined = refresh_quarantine(store, reg)
     except Exception as exc:  # the loaded days stay; the next run recomputes
-        report.notes.append(f"could not update the quarantine: {type(exc).__name__}: {exc}")
+        report.notes.append(redact(f"could not update the quarantine: {type(exc).__name__}: {exc}"))
     report.finished_at = utcnow()
     return report
 

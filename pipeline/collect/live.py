@@ -32,7 +32,16 @@ import pyarrow as pa
 
 from pipeline import registry as registry_mod
 from pipeline.collect.catchup import CatchUp, reach_ms
-from pipeline.collect.errors import ApiError, BadPayload, GeoBlocked, HttpError, NotFound, RateLimited, TransientError
+from pipeline.collect.errors import (
+    ApiError,
+    BadPayload,
+    GeoBlocked,
+    HttpError,
+    NotFound,
+    RateLimited,
+    TransientError,
+    redact,
+)
 from pipeline.collect.exchanges import venues
 from pipeline.collect.exchanges.base import DATASET_TABLE, DATASETS, Batch, Exchange, Unsupported
 from pipeline.collect.http import ClientFactory
@@ -132,7 +141,7 @@ class Collector:
             self._record_gaps()
             self.report.quarantined = refresh_quarantine(self.store, self.reg)
         except Exception as exc:
-            self.report.notes.append(f"could not update gaps or quarantine: {type(exc).__name__}: {exc}")
+            self.report.notes.append(redact(f"could not update gaps or quarantine: {type(exc).__name__}: {exc}"))
 
     def _record_gaps(self) -> None:
         now = CatchUp.read(self.store, self.now_ms)

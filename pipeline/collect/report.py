@@ -11,6 +11,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipeline.collect.errors import MAX_MESSAGE, clip, redact
 from pipeline.collect.exchanges.base import Batch
 from pipeline.timeutil import ms_to_dt
 
@@ -52,7 +53,8 @@ class SourceOutcome:
 
     def finish(self, *, error: str | None = None, blocked: bool = False, note: str = "") -> "SourceOutcome":
         self.finished_at = utcnow()
-        self.error = error
+        # Whatever raised it (a store error, a bug), nothing secret or unprintable leaves in a message.
+        self.error = redact(error) if error else error
         parts = []
         if blocked:
             self.status = "blocked"
@@ -71,7 +73,7 @@ class SourceOutcome:
             parts.append(f"{self.rejected} rows rejected ({why})")
         if note:
             parts.append(note)
-        self.message = "; ".join(parts)
+        self.message = clip(redact("; ".join(parts)), MAX_MESSAGE) if parts else ""
         return self
 
     def record(self, run_id: str) -> dict:

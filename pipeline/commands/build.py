@@ -35,5 +35,8 @@ def run(args) -> int:
         print("snapshot held back by the sanity gate; not publishing:", file=sys.stderr)
         for problem in report.held:
             print(f"  - {problem}", file=sys.stderr)
+        if report.held_site:
+            print(f"the published site was left as it was; this build's site is in {report.held_site}",
+                  file=sys.stderr)
         return 3
     return 0

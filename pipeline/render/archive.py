@@ -156,7 +156,7 @@ def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_d
         (out_dir / f"{aid}.md").write_text(page, encoding="utf-8")
         assets_rows.append({"asset": asset, "page": f"{aid}.md", "count": len(snaps),
                             "latest": _when(newest) if newest else None})
-        nav_assets.append({asset.name: f"archive/{aid}.md"})
+        nav_assets.append({fmt.nav_title(asset.name): f"archive/{aid}.md"})
     (out_dir / "index.md").write_text(env.get_template("archive_index.md.j2").render(assets=assets_rows),
                                       encoding="utf-8")
     return [{section: [{"Overview": "archive/index.md"}, *nav_assets]}]

@@ -38,6 +38,13 @@ def md(value: Any):
     return Markup(_MD_SPECIAL.sub(r"\\\1", str(escape(str(value)))))
 
 
+def nav_title(value: Any) -> str:
+    """A navigation title: Material renders nav titles as raw HTML, so they are HTML-escaped here."""
+    from markupsafe import escape
+
+    return str(escape(str(value)))
+
+
 def fmt_time(ms: int | float | None) -> str:
     """Epoch milliseconds as ``YYYY-MM-DD HH:MM UTC``."""
     if not _ok(ms):

@@ -65,6 +65,19 @@ def copy_shards(asset_ids: list[str], shard_docs: list[Path], docs_dir: Path) ->
     return out
 
 
+def replace_dir(new: Path, target: Path) -> Path:
+    """Put the folder ``new`` at ``target``, replacing what was there, with the old one gone only at the end."""
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
+
+
 def mkdocs(docs: Path, site: Path, strict: bool, warnings: list[str], nav: list) -> None:
     # A generated config inherits mkdocs.yml and adds what only the build knows: the
     # docs dir (tests build elsewhere) and the nav (assets in registry order, archive).

@@ -9,6 +9,7 @@ from pipeline.markets import JPY_PER_USD
 from pipeline.model.views import AssetView
 from pipeline.render import archive, contexts
 from pipeline.render.charts import accuracy as accuracy_charts
+from pipeline.render.format import nav_title
 from pipeline.steps.docs import write_json, write_pages
 
 
@@ -60,7 +61,7 @@ def archive_pages(snapshots_root: Path, docs_dir: Path, reg) -> list:
 def nav(views: list, archive_nav: list) -> list:
     return [
         {"Home": "index.md"},
-        {"Heatmaps": [{v.asset.name: f"heatmaps/{v.asset.id}.md"} for v in views]},
+        {"Heatmaps": [{nav_title(v.asset.name): f"heatmaps/{v.asset.id}.md"} for v in views]},
         {"Accuracy": "accuracy.md"},
         {"Methodology": "methodology.md"},
         {"FAQ": "faq.md"},

@@ -19,6 +19,7 @@ class BuildReport:
     # Gate problems: snapshots held back. The site is still built (to inspect), but
     # `liqmap build` exits non-zero so a publish run does not deploy it.
     held: list[str] = field(default_factory=list)
+    held_site: Path | None = None  # where a held-back build's site was left, the previous one untouched
 
     def summary(self) -> str:
         t = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
