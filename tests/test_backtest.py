@@ -365,15 +365,17 @@ def test_templates_render(sample_result, tmp_path):
 
     pages = accuracy_page(_env(), [sample_result], tmp_path)
     text = pages[0].read_text()
-    assert "figures are indicative only" in text and "Wilson" in text
+    assert "indicative only" in text and "block bootstrap" in text and "## Verdict" in text
+    assert text.index("## Verdict") < text.index("<details")  # verdicts first, figures folded
+    assert "- **Bitcoin, 4 h: the model" in text and "the OI placebo" in text
     assert 'data-spec="accuracy/btc-sample.json"' in text and (tmp_path / "accuracy" / "btc-sample.json").exists()
-    assert "| 24 h | both sides |" in text and "Why equal/registry/fade-none" in text
+    assert "| 4 h | both sides |" in text and "Why equal/registry/fade-none" in text
     tpl = _env().from_string(
         '{% if accuracy is defined and v in accuracy %}{% with acc_asset = accuracy[v] %}'
         '{% include "_accuracy_section.md.j2" %}{% endwith %}{% endif %}')
     sec = tpl.render(accuracy={"btc": contexts.asset_context(sample_result)}, v="btc")
     assert "How often price reached these clusters" in sec and "(../accuracy.md)" in sec
-    assert 'data-spec="../accuracy/btc-sample.json"' in sec
+    assert "placebo" in sec and "liqmap-chart" not in sec and "|" not in sec  # one sentence and a link
     # No data at all still renders.
     empty = _env().get_template("accuracy.md.j2").render(acc=contexts.accuracy_context([]))
     assert "nothing has been measured" in empty
@@ -387,24 +389,20 @@ def test_template_escapes_names(sample_result):
     assert "<script>" not in text and "&lt;script&gt;" in text
 
 
-def test_chart_spec_has_rates_and_error_bars():
+def test_chart_spec_has_lifts_and_error_bars():
     from pipeline.render.charts import accuracy as bc
 
-    summary = [
-        {"horizon_h": 4, "side": "both", "cases": 100, "n_eff": 25, "skipped": False, "hit_rate": 0.2,
-         "hit_ci": [0.1, 0.3], "hit_ci_eff": [0.05, 0.4], "baseline_rate": 0.1, "baseline_ci": [0.05, 0.2],
-         "baseline_ci_eff": [0.02, 0.3], "lift": 2.0},
-        {"horizon_h": 72, "side": "both", "cases": 0, "n_eff": 0, "skipped": True, "reason": "x"},
-        {"horizon_h": 4, "side": "above", "cases": 50, "skipped": False, "hit_rate": 0.9},
+    ok = {"lift": 1.2, "lift_ci": [0.9, 1.5], "cases": 100, "skipped": False}
+    comparison = [
+        {"horizon_h": 4, "model": ok, "placebo": dict(ok, lift=1.0, lift_ci=[0.8, 1.2]),
+         "swing": {"lift": None, "lift_ci": [None, None], "skipped": True}, "round": dict(ok, lift_ci=[None, None])},
     ]
-    spec = bc.hit_rate_spec(summary)
-    rows = spec["datasets"]["rates"]
-    assert [(r["series"], r["rate"], r["lo"], r["hi"]) for r in rows] == [
-        ("model clusters", 0.2, 0.05, 0.4), ("baseline (same distance)", 0.1, 0.02, 0.3)]
+    spec = bc.lift_spec(comparison)
+    rows = spec["datasets"]["lifts"]
+    assert [(r["series"], r["lift"], r["lo"], r["hi"]) for r in rows] == [
+        ("model clusters", 1.2, 0.9, 1.5), ("OI placebo", 1.0, 0.8, 1.2)]
     marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
-    assert marks == ["errorbar", "point"]
-    naive = bc.hit_rate_spec(summary, interval="naive")["datasets"]["rates"]
-    assert naive[0]["lo"] == 0.1
+    assert marks == ["rule", "errorbar", "point"] and spec["datasets"]["one"] == [{"y": 1.0}]
 
 
 def test_cli_writes_json(tmp_path, capsys):
