@@ -11,6 +11,7 @@ import pytest
 from pipeline.backtest import cases as bcases
 from pipeline.backtest import realized as brealized
 from pipeline.backtest import stats, variants
+from pipeline.backtest import summary as bsummary
 from pipeline.model import levels
 
 H = bcases.HOUR_MS
@@ -95,7 +96,7 @@ def test_clusters_always_reached_hit_rate_one():
     paths = bcases.price_paths(t, hi, lo, c, ev)
     # Price swings +/-2 % every 2 h, so a cluster within 0.5 % of price is always reached.
     cases = bcases.evaluate(paths, symmetric_clusters(paths, 0.5))
-    rows = bcases.summarize(cases)
+    rows = bsummary.summarize(cases)
     for r in rows:
         if not r["skipped"]:
             assert r["hit_rate"] == 1.0
@@ -109,16 +110,17 @@ def test_clusters_never_reached_hit_rate_zero():
     ev = bcases.eval_times(t)
     paths = bcases.price_paths(t, hi, lo, c, ev)
     cases = bcases.evaluate(paths, symmetric_clusters(paths, 50.0))
-    for r in bcases.summarize(cases):
+    for r in bsummary.summarize(cases):
         if not r["skipped"]:
             assert r["hits"] == 0 and r["hit_rate"] == 0.0
-            assert r["hit_ci"][0] == 0.0 and r["hit_ci"][1] < 0.05
+            assert r["hit_ci"][0] in (0.0, None) and (r["hit_ci"][1] is None or r["hit_ci"][1] < 0.05)
             assert r["lift"] is None  # 0/0: no lift to report
 
 
 def test_touch_uses_near_edge():
-    # Flat at 100, one spike to 101 in the 2nd hour after the point.
-    close = np.full(12 * 40, 100.0)
+    # Barely moving around 100 (some volatility to measure distances in), one spike to 101
+    # in the 2nd hour after the first point.
+    close = 100.0 * (1 + 1e-4 * np.sin(np.arange(12 * 40)))
     t, hi, lo, c = series(close)
     ev = bcases.eval_times(t, warmup_ms=6 * H)
     i_spike = np.searchsorted(t, ev[0] + 90 * 60_000)
@@ -129,6 +131,7 @@ def test_touch_uses_near_edge():
     miss = [[C("short", 101.01, 101.5)]] + [[] for _ in ev[1:]]
     assert bcases.evaluate(paths, reach).hit.tolist() == [True]
     assert bcases.evaluate(paths, miss).hit.tolist() == [False]
+    assert bcases.evaluate(paths, reach).baseline.tolist() == [0.0]  # no other point saw a 1 % rise
 
 
 # -- random walk with clusters independent of the future: lift ~ 1 --
@@ -143,9 +146,9 @@ def test_random_walk_symmetric_clusters_lift_near_one():
     paths = bcases.price_paths(t, hi, lo, c, ev)
     dist = rng.uniform(0.2, 4.0, ev.size)  # chosen without looking at the future
     cases = bcases.evaluate(paths, symmetric_clusters(paths, dist))
-    for r in bcases.summarize(cases):
+    for r in bsummary.summarize(cases):
         if r["side"] == "both" and not r["skipped"]:
-            lo_ci, hi_ci = r["lift_ci_eff"]
+            lo_ci, hi_ci = r["lift_ci"]
             assert lo_ci <= 1.0 <= hi_ci, r
             assert abs(r["lift"] - 1) < 0.15, r
             # The rates' own intervals overlap too.
@@ -169,45 +172,50 @@ def test_oracle_clusters_show_lift_above_one():
             continue
         near = up - 0.001  # just inside tomorrow's high
         cl.append([C("short", p * (1 + near / 100), p * (1 + near / 100) * 1.001)])
-    r = [x for x in bcases.summarize(bcases.evaluate(paths, cl)) if x["side"] == "above"][0]
+    r = [x for x in bsummary.summarize(bcases.evaluate(paths, cl)) if x["side"] == "above"][0]
     assert r["hit_rate"] == 1.0
-    assert r["lift"] > 1.5 and r["lift_ci_eff"][0] > 1.0
+    assert r["lift"] > 1.5 and r["lift_ci"][0] > 1.0
 
 
-def test_baseline_is_leave_one_out_same_side_same_distance():
-    # Three points with known upward excursions; the baseline of a level at distance d
-    # is the share of the *other* points whose excursion reached d.
+def test_baseline_purges_overlapping_neighbours_and_counts_in_volatility_units():
+    # Five points 4 h apart, horizon 4 h: only the point itself overlaps its own window,
+    # so every other point is a reference. Distances are compared in units of each point's
+    # own volatility: a 1.5 % level at a point whose unit is 1 % is z = 1.5.
     p = bcases.Paths(
-        eval_ms=np.array([0, H, 2 * H]), price=np.array([100.0, 100.0, 100.0]), horizons_h=(4,),
-        up_pct=np.array([[1.0], [2.0], [3.0]]), down_pct=np.array([[0.0], [0.0], [0.0]]),
+        eval_ms=np.arange(5) * 4 * H, price=np.full(5, 100.0), horizons_h=(4,),
+        up_pct=np.array([[1.0], [2.0], [3.0], [4.0], [6.0]]), down_pct=np.zeros((5, 1)),
+        scale_pct=np.array([[1.0], [1.0], [1.0], [2.0], [2.0]]), block=np.zeros((5, 1), np.int64),
+        block_h=(24.0,), n_blocks=(1,),
     )
-    cl = [[C("short", 101.5, 102.0)], [], [[]][0]]
+    cl = [[C("short", 101.5, 102.0)], [], [], [], []]
     cases = bcases.evaluate(p, cl)
     assert cases.hit.tolist() == [False]
-    assert cases.baseline.tolist() == [pytest.approx(1.0)]  # both others (2 %, 3 %) reached 1.5 %
-    cl = [[], [C("short", 102.5, 103.0)], []]
+    # Others in units: 2, 3, 2, 3 -> all reach z = 1.5.
+    assert cases.baseline.tolist() == [pytest.approx(1.0)]
+    cl = [[], [], [], [C("short", 105.0, 106.0)], []]  # z = 5 / 2 = 2.5
     cases = bcases.evaluate(p, cl)
-    assert cases.hit.tolist() == [False] and cases.baseline.tolist() == [pytest.approx(0.5)]
+    assert cases.hit.tolist() == [False] and cases.baseline.tolist() == [pytest.approx(0.5)]  # 3 and 3 of 1, 2, 3, 3
+    # Horizon 8 h: the neighbours 4 h away share the window and are purged.
+    p8 = bcases.Paths(p.eval_ms, p.price, (8,), p.up_pct, p.down_pct, p.scale_pct, p.block, (24.0,), (1,))
+    cases = bcases.evaluate(p8, [[], [], [C("short", 101.5, 102.0)], [], []])
+    assert cases.ref_n[:, 0].tolist() == [2]  # points 0 and 4 only
 
 
-# -- skip rule and dependence --
-def test_skip_rule_and_effective_cases():
+def test_skip_rule_and_block_intervals():
     t, hi, lo, c = series(oscillating(days=2))
     ev = bcases.eval_times(t)
     paths = bcases.price_paths(t, hi, lo, c, ev)
     cases = bcases.evaluate(paths, symmetric_clusters(paths, 0.5), top_k=1)
-    rows = {(r["horizon_h"], r["side"]): r for r in bcases.summarize(cases, min_cases=30)}
+    rows = {(r["horizon_h"], r["side"]): r for r in bsummary.summarize(cases, min_cases=30)}
     # 48 h of data, 6 h warm-up: no point has 72 h of future.
     assert (72, "both") not in rows
     r4 = rows[(4, "above")]
-    assert r4["cases"] >= 30 and not r4["skipped"]
-    assert r4["n_eff"] == pytest.approx(r4["cases"] / 4, abs=0.051)
-    r24 = rows[(24, "above")]
-    assert r24["cases"] < 30 and r24["skipped"] and "hit_rate" not in r24
-    assert r24["n_eff"] == pytest.approx(r24["cases"] / 24, abs=0.051)
-    # Intervals on the effective count are wider than the naive ones.
-    both = rows[(4, "both")]
-    assert both["hit_ci_eff"][0] <= both["hit_ci"][0]
+    assert r4["cases"] >= 30 and not r4["skipped"] and "n_eff" not in r4
+    # Short history: blocks shrink (never below the horizon) so that there are about ten.
+    assert r4["block_h"] >= 4 and r4["blocks"] >= 5 and r4["lift_ci"][0] is not None
+    # 24 h: every other point's window overlaps, so nothing is left to compare with.
+    r24 = rows.get((24, "both"))
+    assert r24 is None or (r24["cases"] < 30 and r24["skipped"] and "hit_rate" not in r24)
 
 
 # -- confluence --
@@ -239,7 +247,7 @@ def test_hit_rate_by_confluence_bucket():
     cl = [a + b for a, b in zip(near, far)]
     conf = [[2, 2, 0, 0] for _ in cl]
     cases = bcases.evaluate(paths, cl, top_k=2, confluence=conf)
-    rows = {(r["horizon_h"], r["confluence"]): r for r in bcases.by_confluence(cases)}
+    rows = {(r["horizon_h"], r["confluence"]): r for r in bsummary.by_confluence(cases)}
     assert rows[(24, "2+")]["hit_rate"] == 1.0
     assert rows[(24, "0")]["hit_rate"] == 0.0
     assert rows[(24, "1")]["skipped"] and rows[(24, "1")]["cases"] == 0
@@ -290,18 +298,23 @@ def test_realized_comparison_without_data():
 
 
 # -- variant ranking --
-def test_rank_variants_keeps_default_unless_clearly_beaten():
-    rows = [
-        {"name": "default", "score": 1.05, "score_ci": [0.8, 1.3], "skipped": False},
-        {"name": "b", "score": 1.20, "score_ci": [0.9, 1.6], "skipped": False},
-        {"name": "c", "score": None, "score_ci": [None, None], "skipped": True},
-    ]
-    r = variants.rank_variants(rows, default_name="default")
+def test_choose_variant_is_out_of_sample():
+    def row(lift, reps=None):
+        return {"lift": lift, "lift_ci": [lift - 0.1, lift + 0.1], "skipped": False, "_reps": reps}
+
+    rng = np.random.default_rng(0)
+    earlier = [{"name": "default", "by_horizon": {"24": {"lift": 1.0, "skipped": False}}},
+               {"name": "b", "by_horizon": {"24": {"lift": 1.4, "skipped": False}}},
+               {"name": "c", "by_horizon": {"24": {"lift": None, "skipped": True}}}]
+    base = rng.normal(1.0, 0.05, 1000)
+    # b wins the earlier half but is no better on the later one: the default stays.
+    later = {"default": {24: row(1.0, base)}, "b": {24: row(1.0, base * rng.normal(1.0, 0.05, 1000))}}
+    r = variants.choose_variant(earlier, later, default_name="default")
     assert [x["name"] for x in r["table"]] == ["b", "default", "c"]
-    assert r["best"] == "b" and r["winner"] == "default" and "cannot tell" in r["why"]
-    rows[1] = {"name": "b", "score": 1.8, "score_ci": [1.3, 2.4], "skipped": False}
-    r = variants.rank_variants(rows, default_name="default")
-    assert r["winner"] == "b"
+    assert r["best"] == "b" and r["winner"] == "default" and "stays" in r["why"]
+    # Clearly better on the later half too: it replaces the default.
+    later["b"] = {24: row(1.5, base * 1.5)}
+    assert variants.choose_variant(earlier, later, default_name="default")["winner"] == "b"
 
 
 def test_fit_weights_renormalises():
@@ -331,6 +344,10 @@ def test_run_for_asset_on_sample(sample_result):
     assert rows[(72, "both")]["skipped"]  # two days of data: no 72 h horizon fits
     assert not rows[(4, "both")]["skipped"] and 0 <= rows[(4, "both")]["hit_rate"] <= 1
     assert m["realized"]["available"] is False
+    assert m["placebo"]["runs"] >= 1 and [c["horizon_h"] for c in m["comparison"]] == [4, 24, 72]
+    for row in m["summary"]:
+        if row["side"] == "both" and not row["skipped"]:
+            assert "lift" in row and len(row["lift_ci"]) == 2
     v = r["variants"]
     assert v["default"] == "equal/registry/fade-none" and v["winner"] and v["why"]
     assert not v["taker_available"] and all(not x["name"].startswith("taker") for x in v["table"])
@@ -349,15 +366,17 @@ def test_templates_render(sample_result, tmp_path):
 
     pages = accuracy_page(_env(), [sample_result], tmp_path)
     text = pages[0].read_text()
-    assert "figures are indicative only" in text and "Wilson" in text
+    assert "indicative only" in text and "block bootstrap" in text and "## Verdict" in text
+    assert text.index("## Verdict") < text.index("<details")  # verdicts first, figures folded
+    assert "- **Bitcoin, 4 h: the model" in text and "the OI placebo" in text
     assert 'data-spec="accuracy/btc-sample.json"' in text and (tmp_path / "accuracy" / "btc-sample.json").exists()
-    assert "| 24 h | both sides |" in text and "Why equal/registry/fade-none" in text
+    assert "| 4 h | both sides |" in text and "Why equal/registry/fade-none" in text
     tpl = _env().from_string(
         '{% if accuracy is defined and v in accuracy %}{% with acc_asset = accuracy[v] %}'
         '{% include "_accuracy_section.md.j2" %}{% endwith %}{% endif %}')
     sec = tpl.render(accuracy={"btc": contexts.asset_context(sample_result)}, v="btc")
     assert "How often price reached these clusters" in sec and "(../accuracy.md)" in sec
-    assert 'data-spec="../accuracy/btc-sample.json"' in sec
+    assert "placebo" in sec and "liqmap-chart" not in sec and "|" not in sec  # one sentence and a link
     # No data at all still renders.
     empty = _env().get_template("accuracy.md.j2").render(acc=contexts.accuracy_context([]))
     assert "nothing has been measured" in empty
@@ -371,24 +390,20 @@ def test_template_escapes_names(sample_result):
     assert "<script>" not in text and "&lt;script&gt;" in text
 
 
-def test_chart_spec_has_rates_and_error_bars():
+def test_chart_spec_has_lifts_and_error_bars():
     from pipeline.render.charts import accuracy as bc
 
-    summary = [
-        {"horizon_h": 4, "side": "both", "cases": 100, "n_eff": 25, "skipped": False, "hit_rate": 0.2,
-         "hit_ci": [0.1, 0.3], "hit_ci_eff": [0.05, 0.4], "baseline_rate": 0.1, "baseline_ci": [0.05, 0.2],
-         "baseline_ci_eff": [0.02, 0.3], "lift": 2.0},
-        {"horizon_h": 72, "side": "both", "cases": 0, "n_eff": 0, "skipped": True, "reason": "x"},
-        {"horizon_h": 4, "side": "above", "cases": 50, "skipped": False, "hit_rate": 0.9},
+    ok = {"lift": 1.2, "lift_ci": [0.9, 1.5], "cases": 100, "skipped": False}
+    comparison = [
+        {"horizon_h": 4, "model": ok, "placebo": dict(ok, lift=1.0, lift_ci=[0.8, 1.2]),
+         "swing": {"lift": None, "lift_ci": [None, None], "skipped": True}, "round": dict(ok, lift_ci=[None, None])},
     ]
-    spec = bc.hit_rate_spec(summary)
-    rows = spec["datasets"]["rates"]
-    assert [(r["series"], r["rate"], r["lo"], r["hi"]) for r in rows] == [
-        ("model clusters", 0.2, 0.05, 0.4), ("baseline (same distance)", 0.1, 0.02, 0.3)]
+    spec = bc.lift_spec(comparison)
+    rows = spec["datasets"]["lifts"]
+    assert [(r["series"], r["lift"], r["lo"], r["hi"]) for r in rows] == [
+        ("model clusters", 1.2, 0.9, 1.5), ("OI placebo", 1.0, 0.8, 1.2)]
     marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
-    assert marks == ["errorbar", "point"]
-    naive = bc.hit_rate_spec(summary, interval="naive")["datasets"]["rates"]
-    assert naive[0]["lo"] == 0.1
+    assert marks == ["rule", "errorbar", "point"] and spec["datasets"]["one"] == [{"y": 1.0}]
 
 
 def test_cli_writes_json(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Model variants scored on the same data, and the rule that may replace the registry default (pure)."""
+"""Model variants, chosen on an earlier period and reported on a later one (never in-sample) (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backtest.cases import MIN_CASES, Cases, rate_row
+from pipeline.backtest.cases import MIN_CASES
 
 # Alternative leverage mixes tried against the registry's: one tilted towards
 # low leverage (far levels), one towards high leverage (near levels). Weights
@@ -21,11 +21,11 @@ SIDE_SPLITS = ("equal", "taker", "candle")
 FADES: tuple[float | None, ...] = (None, 24.0, 72.0)
 SCORE_HORIZON_H = 24
 SCORE_TEXT = (
-    "score = pooled lift at 24 h (both sides, all top-k clusters: hits / baseline-expected hits, "
-    "i.e. the case-weighted mean lift), with a dependence-adjusted 95 % interval (Katz log ratio "
-    "on the effective case count). A variant replaces the current default only if its interval lies "
-    "entirely above the default's point estimate and above 1; otherwise the default stays, because "
-    "the data cannot tell them apart."
+    "chosen out of sample: every variant is scored on the earlier half of the history (lift at 24 h, "
+    "both sides, all top-k clusters: hits / baseline-expected hits); the best one is then measured on the "
+    "later half, which took no part in the choice, against the registry default on the same points "
+    "(paired block bootstrap). It replaces the default only if its lift over the default's has a 95 % "
+    "interval entirely above 1 on the later half; otherwise the default stays."
 )
 
 
@@ -75,51 +75,51 @@ def variant_params(base: Any, *, has_taker: bool = True) -> list[tuple[str, Any,
     return out
 
 
-def pooled_score(cases: Cases, *, horizon_h: int = SCORE_HORIZON_H, step_h: float = 1.0,
-                 min_cases: int = MIN_CASES) -> dict:
-    """The variant score: pooled lift at ``horizon_h`` with its dependence-adjusted interval."""
-    row = rate_row(cases.select(cases.horizon_h == horizon_h), horizon_h=horizon_h, step_h=step_h,
-                   min_cases=min_cases, side="both")
-    return {
-        "cases": row["cases"],
-        "n_eff": row["n_eff"],
-        "score": row.get("lift"),
-        "score_ci": row.get("lift_ci_eff", [None, None]),
-        "hit_rate": row.get("hit_rate"),
-        "baseline_rate": row.get("baseline_rate"),
-        "skipped": row.get("skipped", True),
-    }
+def choose_variant(earlier: Sequence[dict], later: dict[str, dict[int, dict]], *, default_name: str,
+                   horizon_h: int = SCORE_HORIZON_H) -> dict:
+    """Pick the best variant on the earlier half (``earlier``: rows with ``by_horizon``) and judge it
+    on the later half (``later``: {name: {horizon: summary row}}) against the default.
 
-
-def rank_variants(rows: Sequence[dict], *, default_name: str) -> dict:
-    """Rank variant rows (each with ``name`` and ``pooled_score`` output) and choose the default.
-
-    Returns {"score": text, "table": rows sorted best first, "winner": name,
-    "best": name, "why": text}.
+    Returns {"score", "table", "winner", "best", "why", "later": {...}}.
     """
-    table = sorted(rows, key=lambda r: (r.get("score") is None, -(r.get("score") or 0.0)))
-    default = next((r for r in rows if r["name"] == default_name), None)
-    scored = [r for r in table if r.get("score") is not None and not r.get("skipped")]
+    from pipeline.backtest.summary import ratio_row
+
+    key = str(horizon_h)
+
+    def score(r):
+        h = r["by_horizon"].get(key) or {}
+        return None if h.get("skipped", True) else h.get("lift")
+
+    table = []
+    for r in earlier:
+        lr = (later.get(r["name"]) or {}).get(horizon_h, {})
+        table.append({**r, "score": score(r), "later_lift": lr.get("lift"),
+                      "later_lift_ci": lr.get("lift_ci", [None, None])})
+    table.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0)))
+    scored = [r for r in table if r["score"] is not None]
+    base = {"score": SCORE_TEXT, "table": table, "winner": default_name}
     if not scored:
-        return {"score": SCORE_TEXT, "table": table, "winner": default_name, "best": None,
-                "why": f"no variant has {MIN_CASES}+ cases at {SCORE_HORIZON_H} h; keeping the registry default."}
+        return {**base, "best": None, "later": None,
+                "why": f"no variant has {MIN_CASES}+ cases at {horizon_h} h in the earlier half; keeping the registry default."}
     best = scored[0]
-    d_score = default.get("score") if default else None
-    lo = best["score_ci"][0] if best.get("score_ci") else None
+    d_later = (later.get(default_name) or {}).get(horizon_h, {})
+    b_later = (later.get(best["name"]) or {}).get(horizon_h, {})
+    cmp = ratio_row(b_later, d_later) if not b_later.get("skipped", True) and not d_later.get("skipped", True) \
+        else {"ratio": None, "ratio_ci": [None, None]}
+    lo = cmp["ratio_ci"][0]
     if best["name"] == default_name:
-        why = (f"the registry default scores highest (lift {best['score']:.2f}); it stays.")
+        why = f"the registry default scores highest on the earlier half (lift {best['score']:.2f}); it stays."
         winner = default_name
-    elif lo is not None and lo > 1.0 and (d_score is None or lo > d_score):
-        why = (f"{best['name']} scores lift {best['score']:.2f} (95 % interval {lo:.2f}-{best['score_ci'][1]:.2f}), "
-               f"entirely above the default's {d_score if d_score is None else f'{d_score:.2f}'} and above 1.")
+    elif lo is not None and lo > 1.0:
+        why = (f"{best['name']} scored best on the earlier half (lift {best['score']:.2f}) and on the later half "
+               f"beats the default by x{cmp['ratio']:.2f} (95 % interval {lo:.2f}-{cmp['ratio_ci'][1]:.2f}).")
         winner = best["name"]
     else:
-        ds = "n/a" if d_score is None else f"{d_score:.2f}"
-        ci = "n/a" if lo is None else f"{lo:.2f}-{best['score_ci'][1]:.2f}"
-        why = (f"best variant {best['name']} scores lift {best['score']:.2f} (95 % interval {ci}) vs the default's "
-               f"{ds}; the interval does not clear the default and 1, so the data cannot tell them apart and "
-               f"the registry default stays.")
+        ci = "n/a" if lo is None else f"{lo:.2f}-{cmp['ratio_ci'][1]:.2f}"
+        rt = "n/a" if cmp["ratio"] is None else f"x{cmp['ratio']:.2f}"
+        why = (f"{best['name']} scored best on the earlier half (lift {best['score']:.2f}); on the later half its "
+               f"lift over the default is {rt} (95 % interval {ci}), not clearly above 1, so the registry default stays.")
         winner = default_name
-    return {"score": SCORE_TEXT, "table": table, "winner": winner, "best": best["name"], "why": why}
-
-
+    return {**base, "winner": winner, "best": best["name"], "why": why,
+            "later": {"horizon_h": horizon_h, "best": b_later.get("lift"), "best_ci": b_later.get("lift_ci"),
+                      "default": d_later.get("lift"), "default_ci": d_later.get("lift_ci"), **cmp}}

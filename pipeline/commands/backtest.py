@@ -2,7 +2,9 @@
 
 Runs :func:`pipeline.steps.backtest.run_for_asset` for each asset (the bundled
 sample when the store is empty), writes one JSON results file per asset and
-prints a table.
+prints a table. With ``--candles FILE --oi FILE`` it backtests your own files
+instead (the input contract of ``liqmap compute``; model defaults from the
+``--asset`` entry of assets.yaml) and writes the same JSON shape.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from pipeline.markets import markets_for
 
 
 def configure(p) -> None:
+    p.add_argument("--candles", type=Path, default=None, metavar="FILE",
+                   help="backtest your own candles (.csv/.parquet, as for liqmap compute) instead of the store")
+    p.add_argument("--oi", type=Path, default=None, metavar="FILE",
+                   help="open interest for --candles (.csv/.parquet, as for liqmap compute)")
+    p.add_argument("--asset", default="btc",
+                   help="with --candles: the assets.yaml entry giving model defaults and windows (default: btc)")
     p.add_argument("--assets", default=None,
                    help="comma-separated asset ids (default: every asset with stored candles)")
     p.add_argument("--variants", action="store_true",
@@ -42,6 +50,14 @@ def _pct(x) -> str:
     return "    -" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:5.1f}"
 
 
+def _lift(x, ci) -> str:
+    if x is None:
+        return "-"
+    if not ci or ci[0] is None:
+        return f"{x:.2f} [no interval]"
+    return f"{x:.2f} [{ci[0]:.2f}-{ci[1]:.2f}]"
+
+
 def format_table(result: dict) -> str:
     """Plain-text table of one asset's results (the command's output)."""
     lines = [f"{result['name']} ({result['asset']})"]
@@ -49,17 +65,22 @@ def format_table(result: dict) -> str:
         r = m["range"]
         lines.append(f"  market {m['key']}: {m['title']}; {r['candles']} candles, {r['hours']} h, "
                      f"{r['eval_points']} evaluation points")
-        lines.append("    horizon side    cases  n_eff  hit %  [95 % CI]      base %  [95 % CI]      lift")
+        lines.append("    horizon side    cases blocks  hit %  base %   lift [95 % block bootstrap]")
         for row in m["summary"]:
             if row.get("skipped"):
-                lines.append(f"    {row['horizon_h']:>5} h {row['side']:<6} {row['cases']:>6} {row['n_eff']:>6}  "
+                lines.append(f"    {row['horizon_h']:>5} h {row['side']:<6} {row['cases']:>6}         "
                              f"skipped: {row['reason']}")
                 continue
-            lift = "-" if row["lift"] is None else f"{row['lift']:.2f}"
             lines.append(
-                f"    {row['horizon_h']:>5} h {row['side']:<6} {row['cases']:>6} {row['n_eff']:>6} "
-                f"{_pct(row['hit_rate'])}  [{_pct(row['hit_ci'][0])}-{_pct(row['hit_ci'][1])}] "
-                f"{_pct(row['baseline_rate'])}  [{_pct(row['baseline_ci'][0])}-{_pct(row['baseline_ci'][1])}]  {lift}")
+                f"    {row['horizon_h']:>5} h {row['side']:<6} {row['cases']:>6} {row['blocks']:>6} "
+                f"{_pct(row['hit_rate'])}  {_pct(row['baseline_rate'])}   {_lift(row['lift'], row['lift_ci'])}"
+                + (f"  ({row['ci_reason']})" if row.get("ci_reason") else ""))
+        lines.append("    headline (both sides): lift of the model, the OI placebo and naive levels")
+        for c in m.get("comparison", []):
+            lines.append(f"    {c['horizon_h']:>5} h  model {_lift(c['model']['lift'], c['model']['lift_ci'])}"
+                         f"  placebo {_lift(c['placebo']['lift'], c['placebo']['lift_ci'])}"
+                         f"  swing {_lift(c['swing']['lift'], c['swing']['lift_ci'])}"
+                         f"  round {_lift(c['round']['lift'], c['round']['lift_ci'])}")
         rl = m.get("realized", {})
         if rl.get("available"):
             lines.append(f"    realized liquidations: {rl['realized_orders']} orders over {rl['hours']} h; "
@@ -69,15 +90,63 @@ def format_table(result: dict) -> str:
             lines.append(f"    realized liquidations: {rl.get('reason', 'none stored')}")
     v = result.get("variants")
     if v:
-        lines.append(f"  variants (market {v['market']}; {v['score'].split(' (')[0]}):")
+        lines.append(f"  variants (market {v['market']}; chosen on the earlier half, reported on the later half):")
         for row in v["table"]:
-            ci = row.get("score_ci") or [None, None]
             sc = "-" if row.get("score") is None else f"{row['score']:.2f}"
-            cis = "" if ci[0] is None else f" [{ci[0]:.2f}-{ci[1]:.2f}]"
-            lines.append(f"    {row['name']:<36} cases {row['cases']:>5}  lift {sc}{cis}  "
-                         f"hit {_pct(row.get('hit_rate'))} base {_pct(row.get('baseline_rate'))}")
+            lines.append(f"    {row['name']:<36} earlier lift {sc:>5}  later lift "
+                         f"{_lift(row.get('later_lift'), row.get('later_lift_ci'))}")
         lines.append(f"  default: {v['winner']}: {v['why']}")
     return "\n".join(lines)
+
+
+def _run_files(args, reg, settings) -> int:
+    from pipeline.model import book
+    from pipeline.model.params import ModelParams
+    from pipeline.steps.backtest import run_for_arrays
+    from pipeline.store import userfiles as userio
+
+    def fail(msg: str) -> int:
+        print(f"liqmap backtest: {msg}", file=sys.stderr)
+        return 2
+
+    if args.oi is None:
+        return fail("--candles needs --oi FILE too")
+    if args.assets:
+        return fail("--assets is for stored data; with --candles use --asset ID")
+    try:
+        asset = reg.get(args.asset)
+    except KeyError:
+        return fail(f"--asset: {args.asset!r} is not in assets.yaml (known: {', '.join(a.id for a in reg.assets)})")
+    try:
+        if args.out is not None and args.out.suffix.lower() != ".json":
+            raise ValueError(f"--out {args.out}: the results are JSON; give a .json file")
+        c = userio.read_candles(args.candles)
+        oi = userio.read_open_interest(args.oi, c)
+    except (userio.InputError, ValueError) as exc:
+        return fail(str(exc))
+    if c.time_ms.size < 2:
+        return fail(f"{c.path}: at least two candles are needed")
+    params = ModelParams.from_asset(asset, reg.settings_for(asset))
+    candles = {"time_ms": c.time_ms, "open": c.open, "high": c.high, "low": c.low, "close": c.close,
+               "volume": c.volume}
+    if c.taker_buy_volume is not None:
+        candles["taker_buy_volume"] = c.taker_buy_volume
+    oi_per_candle = book.align_oi(c.time_ms, oi.time_ms, oi.oi_usd, oi_base=oi.oi_base, close=c.close)
+    res = run_for_arrays(asset, params, candles, oi_per_candle, key="file", title=f"your files ({c.path.name})",
+                         candles_from=str(c.path), oi_from=f"{oi.path} ({oi.source_column})",
+                         variants=args.variants, settings=settings)
+    print(format_table(res))
+    out = args.out
+    if out is None:
+        print("(give --out FILE.json to keep the full results)")
+        return 0
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1, allow_nan=False), encoding="utf-8")
+    except OSError as exc:
+        return fail(f"cannot write output: {exc}")
+    print(f"wrote {out}")
+    return 0
 
 
 def run(args) -> int:
@@ -89,6 +158,8 @@ def run(args) -> int:
     if reg is None:
         return 2
     settings = Settings(min_cases=args.min_cases, top_k=args.top_k, warmup_h=args.warmup_h)
+    if args.candles is not None:
+        return _run_files(args, reg, settings)
     with open_store(args.data_dir) as store:
         from pipeline.store import sample
 

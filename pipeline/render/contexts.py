@@ -24,6 +24,8 @@ from pipeline.render.charts.asset import LIQ_MAP_BINS, LIQ_MAP_MAX_PCT
 
 # -- accuracy --------------------------------------------------------------------------
 SIDE_LABELS = {"above": "above price (shorts)", "below": "below price (longs)", "both": "both sides"}
+COMPARATOR_LABELS = {"placebo": "the OI placebo", "swing": "recent swing highs/lows", "round": "round numbers"}
+HEADLINE_H = 24
 
 
 def _row_ctx(r: dict) -> dict:
@@ -36,39 +38,94 @@ def _row_ctx(r: dict) -> dict:
         "rank": str(r.get("rank", "")),
         "confluence": str(r.get("confluence", "")),
         "cases": f"{r['cases']:,}",
-        "n_eff": f"{r.get('n_eff', 0):,.1f}",
+        "blocks": f"{r.get('blocks', 0):,}" if not skipped else fmt.DASH,
         "skipped": skipped,
         "reason": r.get("reason", ""),
         "hit": fmt.DASH if skipped else fmt.share(r.get("hit_rate")),
         "hit_ci": fmt.DASH if skipped else fmt.share_ci(r.get("hit_ci")),
-        "hit_ci_eff": fmt.DASH if skipped else fmt.share_ci(r.get("hit_ci_eff")),
         "base": fmt.DASH if skipped else fmt.share(r.get("baseline_rate")),
         "base_ci": fmt.DASH if skipped else fmt.share_ci(r.get("baseline_ci")),
-        "base_ci_eff": fmt.DASH if skipped else fmt.share_ci(r.get("baseline_ci_eff")),
         "lift": fmt.DASH if skipped else fmt.ratio(r.get("lift")),
-        "lift_ci": fmt.DASH if skipped else fmt.ratio_ci(r.get("lift_ci_eff")),
+        "lift_ci": fmt.DASH if skipped else fmt.ratio_ci(r.get("lift_ci")),
         "near": fmt.DASH if skipped else f"{r.get('median_near_pct', float('nan')):.2f} %",
         "width": fmt.DASH if skipped else f"{r.get('median_width_pct', float('nan')):.2f} %",
     }
 
 
+def _word(ci) -> str:
+    """Verdict on a ratio's 95 % interval."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return "cannot yet be compared with"
+    if ci[0] > 1:
+        return "beat"
+    if ci[1] < 1:
+        return "do worse than"
+    return "cannot be told apart from"
+
+
+def _lift_text(x: dict) -> str:
+    if x.get("skipped") or x.get("lift") is None:
+        return fmt.DASH
+    ci = x.get("lift_ci") or [None, None]
+    return f"{fmt.ratio(x['lift'])} ({fmt.ratio_ci(ci)})" if ci[0] is not None else f"{fmt.ratio(x['lift'])} (no interval)"
+
+
+def _headline(m: dict) -> dict | None:
+    """The comparison row the verdict rests on: 24 h when it has an interval, else the longest that has one."""
+    rows = [c for c in m.get("comparison", []) if not c["model"].get("skipped")]
+    with_ci = [c for c in rows if (c["model"].get("lift_ci") or [None])[0] is not None]
+    pick = next((c for c in with_ci if c["horizon_h"] == HEADLINE_H), with_ci[-1] if with_ci else None)
+    return pick or (rows[0] if rows else None)
+
+
+def _comparison_ctx(c: dict) -> dict:
+    out = {"horizon": f"{c['horizon_h']} h", "model": _lift_text(c["model"])}
+    for k in COMPARATOR_LABELS:
+        out[k] = _lift_text(c[k])
+        r = c.get(f"model_vs_{k}") or {}
+        out[f"vs_{k}"] = (f"×{fmt.ratio(r.get('ratio'))} ({fmt.ratio_ci(r.get('ratio_ci'))})"
+                          if r.get("ratio") is not None else fmt.DASH)
+        out[f"word_{k}"] = _word(r.get("ratio_ci"))
+    return out
+
+
+def verdict(asset_name: str, m: dict | None) -> str:
+    """One sentence: does the model beat the placebo and the naive levels, by how much, over what period."""
+    if m is None:
+        return f"{asset_name}: not measured yet (no stored history)."
+    h = _headline(m)
+    rng = m.get("range", {})
+    period = (f"{fmt.fmt_time(rng.get('first_eval_ms'))} – {fmt.fmt_time(rng.get('last_eval_ms'))}, "
+              f"{rng.get('hours', 0):,.0f} h of {m.get('title', m['key'])}")
+    if h is None:
+        return f"{asset_name}: too little history to measure ({period})."
+    c = _comparison_ctx(h)
+    parts = [f"{c['word_' + k]} {COMPARATOR_LABELS[k]} ({c['vs_' + k]})" for k in COMPARATOR_LABELS]
+    return (f"{asset_name}, {c['horizon']}: the model's clusters {parts[0]}, {parts[1]} and {parts[2]}; "
+            f"model lift {c['model']} against placebo {c['placebo']}. Period: {period}.")
+
+
 def _realized_ctx(rl: dict) -> dict:
     if not rl or not rl.get("available"):
         return {"available": False, "text": (rl or {}).get("reason", "no realized liquidations stored"), "shares": []}
-    shares = [{"band": f"± {k} %", "share": fmt.share(v)} for k, v in (rl.get("share_within_pct") or {}).items()]
+    rand = rl.get("random_share_within_pct") or {}
+    shares = [{"band": f"± {k} %", "share": fmt.share(v), "random": fmt.share(rand.get(k))}
+              for k, v in (rl.get("share_within_pct") or {}).items()]
+    act = rl.get("activity_baseline") or {}
     text = (f"{rl['realized_orders']:,} realized liquidation orders over {rl['hours']} hours "
             f"({fmt.fmt_time(rl['first_ms'])} – {fmt.fmt_time(rl['last_ms'])}). Hourly modelled vs realized notional: "
             f"Pearson {fmt.ratio(rl.get('pearson'))}, Spearman {fmt.ratio(rl.get('spearman'))} "
-            f"(longs {fmt.ratio(rl.get('spearman_long'))}, shorts {fmt.ratio(rl.get('spearman_short'))}).")
+            f"(longs {fmt.ratio(rl.get('spearman_long'))}, shorts {fmt.ratio(rl.get('spearman_short'))}). "
+            f"Activity baseline, gross OI churn vs realized: Pearson {fmt.ratio(act.get('pearson'))}, "
+            f"Spearman {fmt.ratio(act.get('spearman'))}.")
     return {"available": True, "text": text, "shares": shares}
 
 
 def market_context(asset_id: str, m: dict) -> dict:
-    rows = [_row_ctx(r) for r in m.get("summary", [])]
-    both = [r for r in m.get("summary", []) if r.get("side") == "both" and not r.get("skipped")]
-    head = next((r for r in both if r["horizon_h"] == 24), both[0] if both else None)
     rng = m.get("range", {})
     conf = m.get("confluence", {}) or {}
+    head = _headline(m)
+    pl = m.get("placebo") or {}
     return {
         "key": m["key"], "title": m.get("title", m["key"]), "is_sample": bool(m.get("is_sample")),
         "candles_from": m.get("candles_from", ""), "oi_from": m.get("oi_from", ""),
@@ -77,8 +134,12 @@ def market_context(asset_id: str, m: dict) -> dict:
         "hours": f"{rng.get('hours', 0):,.1f}",
         "eval_points": f"{rng.get('eval_points', 0):,}",
         "candles": f"{rng.get('candles', 0):,} × {rng.get('candle_interval_s', 0)} s",
-        "rows": rows,
-        "headline": None if head is None else _row_ctx(head),
+        "rows": [_row_ctx(r) for r in m.get("summary", [])],
+        "comparison": [_comparison_ctx(c) for c in m.get("comparison", [])],
+        "headline": None if head is None else _comparison_ctx(head),
+        "verdict": "",
+        "placebo_runs": pl.get("runs", 0),
+        "placebo_same": fmt.share(pl.get("same_clusters_share")),
         "by_rank": [_row_ctx(r) for r in m.get("by_rank", [])],
         "by_timeframe": [_row_ctx(r) for r in m.get("by_timeframe", [])],
         "confluence": {"timeframes": ", ".join(conf.get("timeframes", [])), "points": conf.get("points") or 0,
@@ -100,9 +161,8 @@ def variants_context(v: dict | None) -> dict | None:
             "name": r["name"], "side_split": r.get("side_split", ""), "leverage_mix": r.get("leverage_mix", ""),
             "weights": " / ".join(f"{100 * w:.0f}" for w in r.get("weights", [])),
             "fade": "none" if fade is None else f"{fade:g} h",
-            "cases": f"{r.get('cases', 0):,}", "n_eff": f"{r.get('n_eff', 0):,.1f}",
-            "lift": fmt.ratio(r.get("score")), "lift_ci": fmt.ratio_ci(r.get("score_ci")),
-            "hit": fmt.share(r.get("hit_rate")), "base": fmt.share(r.get("baseline_rate")),
+            "earlier": fmt.ratio(r.get("score")), "later": fmt.ratio(r.get("later_lift")),
+            "later_ci": fmt.ratio_ci(r.get("later_lift_ci")),
             "is_default": r["name"] == v.get("default"), "is_winner": r["name"] == v.get("winner"),
         })
     return {"market": v.get("market", ""), "rows": rows, "winner": v.get("winner", ""), "best": v.get("best") or "–",
@@ -110,11 +170,23 @@ def variants_context(v: dict | None) -> dict | None:
             "taker_available": bool(v.get("taker_available"))}
 
 
+def _main_market(result: dict) -> dict | None:
+    ms = result.get("markets", [])
+    return max(ms, key=lambda m: m.get("range", {}).get("eval_points", 0)) if ms else None
+
+
 def asset_context(result: dict) -> dict:
     """Context of one asset (the ``acc_asset`` variable of ``_accuracy_section.md.j2``)."""
+    name = result.get("name", result["asset"])
+    markets = [market_context(result["asset"], m) for m in result.get("markets", [])]
+    for ctx, m in zip(markets, result.get("markets", [])):
+        ctx["verdict"] = verdict(name, m)
+    main = _main_market(result)
     return {
-        "id": result["asset"], "name": result.get("name", result["asset"]), "symbol": result.get("symbol", ""),
-        "markets": [market_context(result["asset"], m) for m in result.get("markets", [])],
+        "id": result["asset"], "name": name, "symbol": result.get("symbol", ""),
+        "markets": markets,
+        "verdict": verdict(name, main),
+        "is_sample": bool(main and main.get("is_sample")),
         "variants": variants_context(result.get("variants")),
     }
 
@@ -133,12 +205,14 @@ def accuracy_context(results, *, settings: dict | None = None) -> dict:
         "horizons": ", ".join(f"{h} h" for h in s.get("horizons_h", ())),
         "step_h": f"{s.get('step_h', 1):g}",
         "max_points": f"{s.get('max_eval_points', 2000):,}",
-        "window_points": f"{s.get('window_max_points', 720):,}",
+        "window_points": f"{s.get('window_max_points', 360):,}",
         "warmup_h": f"{s.get('warmup_h', 6):g}",
         "top_k": s.get("top_k", 3),
         "min_cases": s.get("min_cases", 30),
         "price_bins": s.get("price_bins", 400),
         "span_pct": f"{s.get('span_pct', 15):g}",
+        "placebo_runs": s.get("placebo_runs", 3),
+        "placebo_block_h": f"{s.get('placebo_block_h', 24):g}",
         "bands": ", ".join(f"± {b:g} %" for b in s.get("bands_pct", ())),
         "score": next((r["variants"]["score"] for r in results if r.get("variants")), ""),
     }

@@ -50,7 +50,7 @@ def run(reg, chosen, dp, strict: bool, report: BuildReport) -> dict[str, dict]:
             if not report.assets[a.id].has_data:
                 continue
             try:
-                accuracy[a.id] = run_for_asset(store, reg, a, variants=True)
+                accuracy[a.id] = run_for_asset(store, reg, a)  # variants: liqmap backtest --variants only
             except Exception as exc:
                 if strict:
                     raise
