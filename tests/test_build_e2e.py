@@ -60,7 +60,8 @@ def test_build_report_and_pages(built):
     for tf in ("12h", "24h"):
         assert f'data-spec="heatmaps/btc/heatmap-{tf}.json"' in btc
     eth = (site / "heatmaps" / "eth" / "index.html").read_text()
-    assert "No data yet" in eth and "liqmap-chart" not in eth
+    assert "There is no market data for Ethereum yet" in eth and "liqmap-chart" not in eth
+    assert "liqmap collect" not in eth  # a plain sentence, not command-line text
     assert (site / "methodology" / "index.html").exists() and (site / "faq" / "index.html").exists()
     assert (site / "static" / "js" / "vendor" / "vega-lite.min.js").exists()
     assert not list(site.glob("heatmaps/*.view.json"))  # shard-merge summaries are not published
@@ -68,7 +69,7 @@ def test_build_report_and_pages(built):
     heat, *panels = spec["vconcat"]
     assert heat["layer"][0]["mark"]["type"] == "image"
     # The sample has open interest but no funding: OI and RSI rows, no empty funding row.
-    titles = [p["layer"][0]["encoding"]["y"]["axis"]["title"] for p in panels]
+    titles = [p["title"]["text"] for p in panels]
     assert titles[0] == "Open interest (USD)" and titles[1].startswith("RSI(14)") and len(titles) == 2
     assert len(spec["datasets"]["panel0"]) > 100 and len(spec["datasets"]["panel1"]) > 100
     assert set(built.timings) >= {"model", "charts", "mkdocs", "total"}
@@ -103,15 +104,15 @@ def test_btc_page_draws_charts(page, server):
     page.locator(".tabbed-labels label").nth(1).click()
     _assert_drawn(page, '.liqmap-chart[data-spec$="heatmap-24h.json"]')
     assert page.locator("text=different venues").count() >= 1
-    # Hovering the first heatmap shows a tooltip from the coarse block layer.
+    # Every point of the map shows the crosshair's value box (the map is the top ~60 % of the canvas).
     page.locator(".tabbed-labels label").nth(0).click()
     box = page.locator(".tabbed-block:first-child .liqmap-chart canvas").bounding_box()
     texts = []
-    for fx, fy in ((0.3, 0.2), (0.2, 0.8), (0.5, 0.1), (0.6, 0.9), (0.1, 0.5)):
+    for fx, fy in ((0.3, 0.2), (0.2, 0.45), (0.5, 0.12), (0.6, 0.5), (0.1, 0.3)):
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=4)
-        page.wait_for_timeout(250)
-        texts.append(page.evaluate("(document.getElementById('vg-tooltip-element') || {}).innerText || ''"))
-    assert any("Est. liquidation notional" in t for t in texts), texts
+        page.wait_for_timeout(150)
+        texts.append(page.locator(".tabbed-block:first-child .liqmap-tip").inner_text())
+    assert all("est. liquidations in this bin" in t for t in texts), texts
     assert not page.errors, page.errors
     _only_local(page.requests)
 
@@ -149,7 +150,7 @@ def test_theme_toggle_redraws_charts(page, server):
 @pytest.mark.browser
 def test_asset_without_data(page, server):
     page.goto(f"{server}/heatmaps/eth/")
-    assert page.locator("text=No data yet").first.is_visible()
+    assert page.locator("text=There is no market data for Ethereum yet").first.is_visible()
     assert page.locator(".liqmap-chart").count() == 0
     assert not page.errors, page.errors
     _only_local(page.requests)

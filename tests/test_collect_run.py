@@ -334,7 +334,7 @@ def test_cli_run_collects_then_builds(srv, cli_env, tmp_path):
     titles = [row["title"]["text"] for row in agg["vconcat"][1:]]
     # Hyperliquid keeps no OI history: its single observation (now) is after every column,
     # so four markets have an OI line yet.
-    assert titles[0] == "Open interest, 4 markets (USD)" and titles[1] == "Funding (8 h)" and titles[2].startswith("RSI(14)")
+    assert titles[0].startswith("Open interest, 4 markets (USD)") and titles[1] == "Funding (8 h)" and titles[2].startswith("RSI(14)")
     assert agg["resolve"]["scale"]["x"] == "shared"
     # Funding is on one 8-hour basis and OI-weighted; it must sit between the venues' own values.
     funding = [r["v"] for r in agg["datasets"]["panel1"]]

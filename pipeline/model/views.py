@@ -310,10 +310,10 @@ def asset_view(asset: registry.Asset, params: book.ModelParams, series: list[Mar
         agg = _aggregate_context(ctx, next(i for i, r in enumerate(runs) if r is primary))
         summed = [r.market.title for r, s in zip(runs, agg["oi_markets"]) if s]
         oi_title = "Open interest (USD)" if len(summed) < 2 else f"Open interest, {len(summed)} markets (USD)"
-        partial = [r.market.title for r, s, x in zip(runs, agg["oi_markets"], ctx)
-                   if not s and np.isfinite(x["oi"]).any()]
+        oi_partial = [r.market.title for r, s, x in zip(runs, agg["oi_markets"], ctx)
+                      if not s and np.isfinite(x["oi"]).any()]
         oi_note = ("sum of the markets with data across the whole window" if len(summed) > 1 else "") + (
-            f"; left out (data for part of it only, would show as a jump): {', '.join(partial)}" if partial else "")
+            f"; left out (data for part of it only, would show as a jump): {', '.join(oi_partial)}" if oi_partial else "")
         oi_note = oi_note.lstrip("; ")
         bands = {}
         levs = np.concatenate([r.result.level_leverage for r in runs])

@@ -15,6 +15,7 @@ from pipeline.render.charts import heatmap
 LIQ_MAP_BINS = 120
 LIQ_MAP_MAX_PCT = 0.35  # the liquidation map never spans more than +-35 % around the price
 LIQ_MAP_FILE = "liquidation-map.json"
+PREVIEW_FILE = "og.png"  # the page's og:image: the first window's aggregate map
 MARKED_CLUSTERS = 3  # key levels per side drawn as labelled lines on the map
 
 
@@ -36,8 +37,9 @@ def context_panels(mv: MapView) -> list[heatmap.Panel]:
     ]
 
 
-def asset_specs(view: AssetView) -> Iterator[tuple[str, dict]]:
-    """(file name, spec) of each of the asset's charts, one at a time. Sets each map's ``spec_file`` and the view's
+def asset_specs(view: AssetView) -> Iterator[tuple[str, dict | bytes]]:
+    """(file name, spec) of each of the asset's charts, one at a time, and (``PREVIEW_FILE``, PNG bytes)
+    of the social preview. Sets each map's ``spec_file`` and the view's
     ``liq_map_file``, and drops each map's grid once its spec holds what the page needs
     (per-market grids add up across assets)."""
     name = view.asset.name
@@ -57,6 +59,8 @@ def asset_specs(view: AssetView) -> Iterator[tuple[str, dict]]:
             mv.spec_file = (f"heatmap-{tv.slug}.json" if mv.key == "all"
                             else f"heatmap-{tv.slug}-{paths.safe_name(mv.key)}.json")
             yield mv.spec_file, spec
+            if mv.key == "all" and tv is view.timeframes[0]:
+                yield PREVIEW_FILE, heatmap.preview_png(mv.grid, tv.price_edges, mv.price_close)
             mv.grid = None
             mv.bands = {}
     lo, hi = liquidation_map_range(view.book, view.price, LIQ_MAP_MAX_PCT)

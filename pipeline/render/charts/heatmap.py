@@ -209,6 +209,27 @@ def heatmap_png(grid: np.ndarray, vmax: float | None = None) -> tuple[bytes, flo
     return encode_png_indexed(idx, LUT), vmax
 
 
+def preview_png(grid: np.ndarray, price_edges: np.ndarray, close: np.ndarray, width: int = 1200,
+                height: int = 630) -> bytes:
+    """A social-preview PNG (og:image) of a map: the grid resampled to ``width`` x ``height``
+    (nearest cell), the closes drawn in white. Palette PNG: 255 colours of the scale plus white."""
+    g = np.nan_to_num(np.asarray(grid, float), nan=0.0)
+    m, k = g.shape
+    idx = (colour_index(g, colour_scale_vmax(g)).astype(np.uint16) * 254 // 255).astype(np.uint8)  # (m, k)
+    cols = np.minimum((np.arange(width) * m) // width, m - 1)
+    rows = np.minimum(((height - 1 - np.arange(height)) * k) // height, k - 1)  # top row = highest price
+    img = idx[cols][:, rows].T.copy()  # (height, width)
+    edges = np.asarray(price_edges, float)
+    c = np.asarray(close, float)[cols]
+    ok = np.isfinite(c)
+    y = np.clip(((edges[-1] - c[ok]) / (edges[-1] - edges[0]) * height).astype(int), 0, height - 1)
+    x = np.flatnonzero(ok)
+    for dy in (-1, 0, 1):
+        img[np.clip(y + dy, 0, height - 1), x] = 255
+    palette = np.vstack([LUT[np.round(np.linspace(0, 255, 255)).astype(int)], [[255, 255, 255]]])
+    return encode_png_indexed(img, palette)
+
+
 def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -441,12 +462,15 @@ def heatmap_spec(
 
     if clusters:
         marks = []
-        for c in clusters:
+        for c in sorted(clusters, key=lambda c: c["rank"]):
             mid = 0.5 * (c["price_low"] + c["price_high"])
             if not p0 <= mid <= p1:
                 continue
             tag = ("S" if c["side"] == "short" else "L") + str(c["rank"])
-            marks.append({"p": _sig(mid, 7), "s": c["side"], "v": float(c["notional_usd"]), "tag": tag})
+            # A label closer than 3 % of the axis to a larger level's would print over it: line only.
+            crowded = any(abs(mid - x["p"]) < 0.03 * (p1 - p0) for x in marks if x["tag"])
+            marks.append({"p": _sig(mid, 7), "s": c["side"], "v": float(c["notional_usd"]),
+                          "tag": "" if crowded else tag})
         if marks:
             datasets["clusters"] = marks
             side_colour = {"condition": {"test": "datum.s == 'short'", "value": "#ff80ab"}, "value": "#80d8ff"}
@@ -454,7 +478,8 @@ def heatmap_spec(
                                                                  "strokeWidth": 1.2, "clip": True},
                            "encoding": {"y": {"field": "p", "type": "quantitative"}, "color": side_colour}})
             tag = {"data": {"name": "clusters"},
-                   "transform": [_calc(f"datum.tag + ' ' + {money_expr('datum.v')}", "label")],
+                   "transform": [{"filter": "datum.tag != ''"},
+                                 _calc(f"datum.tag + ' ' + {money_expr('datum.v')}", "label")],
                    "encoding": {"x": {"value": 0}, "y": {"field": "p", "type": "quantitative"},
                                 "text": {"field": "label"}}}
             text = {"type": "text", "align": "left", "baseline": "bottom", "dx": 3, "dy": -1, "fontSize": 10,

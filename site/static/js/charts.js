@@ -122,8 +122,14 @@
         tip.setAttribute("role", "status");
         [vline, hline, tip].forEach(function (d) { d.hidden = true; box.appendChild(d); });
         var canvas = box.querySelector("canvas");
-        var pfmt = vega.format(meta.price_format.replace("$", ""));
-        var tfmt = vega.utcFormat("%d %b %H:%M");
+        var digits = +((meta.price_format.match(/\.(\d)f/) || [0, 0])[1]);
+        var nf = new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+        var pfmt = function (x) { return nf.format(x); };
+        var MON = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        var two = function (n) { return (n < 10 ? "0" : "") + n; };
+        var tfmt = function (d) {
+          return two(d.getUTCDate()) + " " + MON[d.getUTCMonth()] + " " + two(d.getUTCHours()) + ":" + two(d.getUTCMinutes());
+        };
 
         function hide() { vline.hidden = hline.hidden = tip.hidden = true; }
         function show(ev) {
