@@ -154,3 +154,84 @@ def test_asset_without_data(page, server):
     assert page.locator(".liqmap-chart").count() == 0
     assert not page.errors, page.errors
     _only_local(page.requests)
+
+
+# -- phone and desktop (issue 13) ---------------------------------------------------------------
+PLOT_X = "el => { const r = el.liqmapView.scale('x').range(); return Math.abs(r[1] - r[0]); }"
+DOMAIN = "el => [el.liqmapView.scale('x').domain().map(Number), el.liqmapView.scale('concat_0_y').domain()]"
+IMAGE_URL = ("el => el.liqmapView.data('image').filter(d => d.band === (el.liqmapView.signal('lev') || 'all'))"
+             ".map(d => d.url.length + ':' + d.url.slice(-40))[0]")
+SIDEWAYS = "() => document.documentElement.scrollWidth > document.documentElement.clientWidth"
+# Tables wider than their box, outside the accuracy section (owned by the backtest page).
+OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t => {
+  const box = t.closest('.md-typeset__table, .liqmap-table, .liqmap-levels') || t.parentElement;
+  return !t.closest('details:not([open])') && t.offsetParent !== null && !t.closest('.liqmap-accuracy')
+    && t.getBoundingClientRect().width > box.getBoundingClientRect().width + 1
+    && !/Horizon|Hit rate/.test(t.innerText);
+}).map(t => t.innerText.slice(0, 60))"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1400])
+def test_heatmap_fits_zooms_and_filters(browser, built, server, width):
+    with open_page(browser, width=width, height=900) as pg:
+        pg.goto(f"{server}/heatmaps/btc/")
+        chart = '.tabbed-block:first-child .liqmap-chart'
+        _assert_drawn(pg, chart)
+        el = pg.locator(chart).first
+        plot = el.evaluate(PLOT_X)
+        assert plot >= (300 if width == 390 else 900), plot
+        assert not pg.evaluate(SIDEWAYS)
+        assert pg.evaluate(OVERFLOWING) == []
+        # The wheel zooms both scales of the map; a double click resets them.
+        before = el.evaluate(DOMAIN)
+        box = pg.locator(f"{chart} canvas").bounding_box()
+        pg.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+        pg.mouse.wheel(0, -400)
+        pg.wait_for_timeout(400)
+        zoomed = el.evaluate(DOMAIN)
+        assert zoomed[0][1] - zoomed[0][0] < before[0][1] - before[0][0]
+        assert zoomed[1][1] - zoomed[1][0] < before[1][1] - before[1][0]
+        pg.mouse.dblclick(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+        pg.wait_for_timeout(400)
+        assert el.evaluate(DOMAIN) == before
+        # A tap shows the value of the drawn bin, in the legend's unit.
+        pg.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
+        tip = pg.locator(f"{chart} .liqmap-tip").inner_text()
+        assert "est. liquidations in this bin" in tip and "$" in tip and "G" not in tip
+        # The leverage filter redraws the map with another image.
+        image = el.evaluate(IMAGE_URL)
+        pg.locator(f"{chart} .vega-bindings select").select_option("high")
+        pg.wait_for_timeout(300)
+        assert el.evaluate(IMAGE_URL) != image
+        assert not pg.errors, pg.errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1400])
+def test_home_fits_and_og_image_resolves(browser, built, server, width):
+    with open_page(browser, width=width, height=900) as pg:
+        pg.goto(f"{server}/")
+        assert not pg.evaluate(SIDEWAYS)
+        assert pg.evaluate(OVERFLOWING) == []
+        pg.goto(f"{server}/heatmaps/btc/")
+        og = pg.locator('meta[property="og:image"]').get_attribute("content")
+        assert og.startswith(server) and og.endswith("/heatmaps/btc/og.png")
+        resp = pg.request.get(og)
+        assert resp.ok and resp.body()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert pg.locator('meta[property="og:description"]').get_attribute("content").startswith("Bitcoin (BTC) at $")
+        # Readable tab anchors.
+        assert pg.locator('.tabbed-set > input[id="12h"]').count() == 1
+
+
+def test_key_levels_json_and_page_order(built):
+    site = built.site_dir
+    doc = json.loads((site / "heatmaps" / "btc" / "levels.json").read_text())
+    assert doc["asset"] == "btc" and doc["estimated"] and doc["windows"][0]["window"] == "12h"
+    prices = [lv["price_low"] for lv in doc["windows"][0]["levels"]]
+    assert prices == sorted(prices, reverse=True)
+    page = (site / "heatmaps" / "btc" / "index.html").read_text()
+    first = page.split('class="liqmap-levels"')[1].split("</table>")[0]
+    # Shorts above the current-price row, longs below it.
+    assert first.index("Shorts #") < first.index("Price now") < first.index("Longs #")
+    assert "Updated " in page and "every 2 h" in page and "sources fresh" in page

@@ -61,7 +61,7 @@ VMAX_PERCENTILE = 99.5
 TOOLTIP_COLS = 60
 TOOLTIP_ROWS = 40
 LEGEND_STOPS = 11
-Y_AXIS_PX = 54  # fixed y-axis width of every row, so stacked rows share one plot area
+Y_AXIS_PX = 48  # fixed y-axis width of every row, so stacked rows share one plot area
 PANEL_HEIGHT = 64
 
 
@@ -551,6 +551,7 @@ def heatmap_spec(
             "input": "select", "name": "Leverage ", "options": ["all", *[b for b, _ in band_options]],
             "labels": ["All leverage", *[lbl for _, lbl in band_options]]}}]
     spec["usermeta"] = {"liqmap": meta}
+    spec["padding"] = {"left": 2, "right": 2, "top": 4, "bottom": 4}  # a phone's width goes to the plot
     return _finish(spec, title, height_total, datasets)
 
 
