@@ -235,3 +235,15 @@ def test_key_levels_json_and_page_order(built):
     # Shorts above the current-price row, longs below it.
     assert first.index("Shorts #") < first.index("Price now") < first.index("Longs #")
     assert "Updated " in page and "every 2 h" in page and "sources fresh" in page
+
+
+def test_stated_schedule_matches_the_workflow():
+    import yaml
+
+    from pipeline import paths
+    from pipeline.steps import pages
+
+    doc = yaml.safe_load((paths.ROOT / ".github" / "workflows" / "publish.yml").read_text())
+    crons = [s["cron"] for s in doc[True]["schedule"]] if True in doc else [s["cron"] for s in doc["on"]["schedule"]]
+    assert [c.split()[1] for c in crons] == [f"*/{pages.SCHEDULE_CRON_HOURS}"]
+    assert pages.SCHEDULE == f"every {pages.SCHEDULE_CRON_HOURS} h"
