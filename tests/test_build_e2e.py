@@ -60,7 +60,8 @@ def test_build_report_and_pages(built):
     for tf in ("12h", "24h"):
         assert f'data-spec="heatmaps/btc/heatmap-{tf}.json"' in btc
     eth = (site / "heatmaps" / "eth" / "index.html").read_text()
-    assert "No data yet" in eth and "liqmap-chart" not in eth
+    assert "There is no market data for Ethereum yet" in eth and "liqmap-chart" not in eth
+    assert "liqmap collect" not in eth  # a plain sentence, not command-line text
     assert (site / "methodology" / "index.html").exists() and (site / "faq" / "index.html").exists()
     assert (site / "static" / "js" / "vendor" / "vega-lite.min.js").exists()
     assert not list(site.glob("heatmaps/*.view.json"))  # shard-merge summaries are not published
@@ -68,7 +69,7 @@ def test_build_report_and_pages(built):
     heat, *panels = spec["vconcat"]
     assert heat["layer"][0]["mark"]["type"] == "image"
     # The sample has open interest but no funding: OI and RSI rows, no empty funding row.
-    titles = [p["layer"][0]["encoding"]["y"]["axis"]["title"] for p in panels]
+    titles = [p["title"]["text"] for p in panels]
     assert titles[0] == "Open interest (USD)" and titles[1].startswith("RSI(14)") and len(titles) == 2
     assert len(spec["datasets"]["panel0"]) > 100 and len(spec["datasets"]["panel1"]) > 100
     assert set(built.timings) >= {"model", "charts", "mkdocs", "total"}
@@ -103,15 +104,15 @@ def test_btc_page_draws_charts(page, server):
     page.locator(".tabbed-labels label").nth(1).click()
     _assert_drawn(page, '.liqmap-chart[data-spec$="heatmap-24h.json"]')
     assert page.locator("text=different venues").count() >= 1
-    # Hovering the first heatmap shows a tooltip from the coarse block layer.
+    # Every point of the map shows the crosshair's value box (the map is the top ~60 % of the canvas).
     page.locator(".tabbed-labels label").nth(0).click()
     box = page.locator(".tabbed-block:first-child .liqmap-chart canvas").bounding_box()
     texts = []
-    for fx, fy in ((0.3, 0.2), (0.2, 0.8), (0.5, 0.1), (0.6, 0.9), (0.1, 0.5)):
+    for fx, fy in ((0.3, 0.2), (0.2, 0.45), (0.5, 0.12), (0.6, 0.5), (0.1, 0.3)):
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=4)
-        page.wait_for_timeout(250)
-        texts.append(page.evaluate("(document.getElementById('vg-tooltip-element') || {}).innerText || ''"))
-    assert any("Est. liquidation notional" in t for t in texts), texts
+        page.wait_for_timeout(150)
+        texts.append(page.locator(".tabbed-block:first-child .liqmap-tip").inner_text())
+    assert all("est. liquidations in this bin" in t for t in texts), texts
     assert not page.errors, page.errors
     _only_local(page.requests)
 
@@ -149,7 +150,100 @@ def test_theme_toggle_redraws_charts(page, server):
 @pytest.mark.browser
 def test_asset_without_data(page, server):
     page.goto(f"{server}/heatmaps/eth/")
-    assert page.locator("text=No data yet").first.is_visible()
+    assert page.locator("text=There is no market data for Ethereum yet").first.is_visible()
     assert page.locator(".liqmap-chart").count() == 0
     assert not page.errors, page.errors
     _only_local(page.requests)
+
+
+# -- phone and desktop (issue 13) ---------------------------------------------------------------
+PLOT_X = "el => { const r = el.liqmapView.scale('x').range(); return Math.abs(r[1] - r[0]); }"
+DOMAIN = "el => [el.liqmapView.scale('x').domain().map(Number), el.liqmapView.scale('concat_0_y').domain()]"
+IMAGE_URL = ("el => el.liqmapView.data('image').filter(d => d.band === (el.liqmapView.signal('lev') || 'all'))"
+             ".map(d => d.url.length + ':' + d.url.slice(-40))[0]")
+SIDEWAYS = "() => document.documentElement.scrollWidth > document.documentElement.clientWidth"
+# Tables wider than their box, outside the accuracy section (owned by the backtest page).
+OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t => {
+  const box = t.closest('.md-typeset__table, .liqmap-table, .liqmap-levels') || t.parentElement;
+  return !t.closest('details:not([open])') && t.offsetParent !== null && !t.closest('.liqmap-accuracy')
+    && t.getBoundingClientRect().width > box.getBoundingClientRect().width + 1
+    && !/Horizon|Hit rate/.test(t.innerText);
+}).map(t => t.innerText.slice(0, 60))"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1400])
+def test_heatmap_fits_zooms_and_filters(browser, built, server, width):
+    with open_page(browser, width=width, height=900) as pg:
+        pg.goto(f"{server}/heatmaps/btc/")
+        chart = '.tabbed-block:first-child .liqmap-chart'
+        _assert_drawn(pg, chart)
+        el = pg.locator(chart).first
+        plot = el.evaluate(PLOT_X)
+        assert plot >= (300 if width == 390 else 900), plot
+        assert not pg.evaluate(SIDEWAYS)
+        assert pg.evaluate(OVERFLOWING) == []
+        # The wheel zooms both scales of the map; a double click resets them.
+        before = el.evaluate(DOMAIN)
+        box = pg.locator(f"{chart} canvas").bounding_box()
+        pg.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+        pg.mouse.wheel(0, -400)
+        pg.wait_for_timeout(400)
+        zoomed = el.evaluate(DOMAIN)
+        assert zoomed[0][1] - zoomed[0][0] < before[0][1] - before[0][0]
+        assert zoomed[1][1] - zoomed[1][0] < before[1][1] - before[1][0]
+        pg.mouse.dblclick(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+        pg.wait_for_timeout(400)
+        assert el.evaluate(DOMAIN) == before
+        # A tap shows the value of the drawn bin, in the legend's unit.
+        pg.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
+        tip = pg.locator(f"{chart} .liqmap-tip").inner_text()
+        assert "est. liquidations in this bin" in tip and "$" in tip and "G" not in tip
+        # The leverage filter redraws the map with another image.
+        image = el.evaluate(IMAGE_URL)
+        pg.locator(f"{chart} .vega-bindings select").select_option("high")
+        pg.wait_for_timeout(300)
+        assert el.evaluate(IMAGE_URL) != image
+        assert not pg.errors, pg.errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1400])
+def test_home_fits_and_og_image_resolves(browser, built, server, width):
+    with open_page(browser, width=width, height=900) as pg:
+        pg.goto(f"{server}/")
+        assert not pg.evaluate(SIDEWAYS)
+        assert pg.evaluate(OVERFLOWING) == []
+        pg.goto(f"{server}/heatmaps/btc/")
+        og = pg.locator('meta[property="og:image"]').get_attribute("content")
+        assert og.startswith(server) and og.endswith("/heatmaps/btc/og.png")
+        resp = pg.request.get(og)
+        assert resp.ok and resp.body()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert pg.locator('meta[property="og:description"]').get_attribute("content").startswith("Bitcoin (BTC) at $")
+        # Readable tab anchors.
+        assert pg.locator('.tabbed-set > input[id="12h"]').count() == 1
+
+
+def test_key_levels_json_and_page_order(built):
+    site = built.site_dir
+    doc = json.loads((site / "heatmaps" / "btc" / "levels.json").read_text())
+    assert doc["asset"] == "btc" and doc["estimated"] and doc["windows"][0]["window"] == "12h"
+    prices = [lv["price_low"] for lv in doc["windows"][0]["levels"]]
+    assert prices == sorted(prices, reverse=True)
+    page = (site / "heatmaps" / "btc" / "index.html").read_text()
+    first = page.split('class="liqmap-levels"')[1].split("</table>")[0]
+    # Shorts above the current-price row, longs below it.
+    assert first.index("Shorts #") < first.index("Price now") < first.index("Longs #")
+    assert "Updated " in page and "every 2 h" in page and "sources fresh" in page
+
+
+def test_stated_schedule_matches_the_workflow():
+    import yaml
+
+    from pipeline import paths
+    from pipeline.steps import pages
+
+    doc = yaml.safe_load((paths.ROOT / ".github" / "workflows" / "publish.yml").read_text())
+    crons = [s["cron"] for s in doc[True]["schedule"]] if True in doc else [s["cron"] for s in doc["on"]["schedule"]]
+    assert [c.split()[1] for c in crons] == [f"*/{pages.SCHEDULE_CRON_HOURS}"]
+    assert pages.SCHEDULE == f"every {pages.SCHEDULE_CRON_HOURS} h"

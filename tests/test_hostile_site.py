@@ -25,7 +25,7 @@ from pipeline.store.db import Store
 # Each payload, if it ever became markup, would set a flag on <body> (or open a dialog).
 PWN = "document.body.dataset.pwned=1"
 HOSTILE_NAMES = {
-    "btc": f"<img src=x onerror={PWN}> Bit{{: onmouseover={PWN} tabindex=1 }}coin",
+    "btc": f"<img src=x onerror={PWN}> Bit{{: onmouseover={PWN} tabindex=1 }}coin [x](javascript:{PWN}) *b*",
     "eth": f"Eth {{: onfocus={PWN} autofocus tabindex=1 }} [x](javascript:{PWN}) `<svg onload={PWN}>`",
     "sol": f"Sol</title><svg onload={PWN}></textarea><img src=x onerror={PWN}>",
 }

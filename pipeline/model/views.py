@@ -30,6 +30,10 @@ BOOK_BIN = 0.001  # snapshot book: 0.1 % price bins ...
 BOOK_SPAN = 0.5  # ... within +-50 % of the price (farther levels are 2x-leverage dust)
 SNAPSHOT_GRID_COLS = 240  # time columns per window kept in a snapshot's grid
 CURRENT_FIELDS = ("funding_8h", "oi_usd", "oi_change_24h")
+# The leverage filter of the aggregate map: (key, label, lowest leverage, highest leverage), inclusive.
+LEVERAGE_BANDS = (("low", "Low (up to 10x)", 0.0, 10.0), ("mid", "Mid (over 10x, under 50x)", 10.000001, 49.999999),
+                  ("high", "High (50x and more)", 50.0, math.inf))
+REALIZED_MAX = 1500  # realized liquidations drawn per map: the largest in the window
 
 
 @dataclass
@@ -77,6 +81,10 @@ class MapView:
     oi_title: str
     step_ms: int  # column width
     spec_file: str = ""
+    ohlc: np.ndarray | None = None  # (m, 4) open, high, low, close per column (NaN where no candle)
+    bands: dict[str, np.ndarray] = field(default_factory=dict)  # leverage band key -> (m, k) grid
+    realized: dict[str, np.ndarray] | None = None  # time_ms, side, price, notional_usd inside the window
+    oi_note: str = ""  # how the open-interest row was summed
 
 
 @dataclass
@@ -153,18 +161,84 @@ def _context(run: MarketRun, ends: np.ndarray) -> dict[str, np.ndarray]:
     c, o = run.candles, run.oi
     return {
         "close": indicators.at_column_ends(c["time_ms"], c["close"], ends),
+        "ohlc": column_ohlc(c, ends),
         "oi": indicators.at_column_ends(o["time_ms"], o["oi_usd"], ends, OI_MAX_AGE_MS),
         "funding": indicators.at_column_ends(run.series.funding["time_ms"], run.funding_8h, ends,
                                              run.funding_max_age_ms),
     }
 
 
+def steady_oi(oi: np.ndarray) -> np.ndarray:
+    """Which markets (rows) the OI row may sum without a fake jump: those with a value at every
+    column where any market has one. A market that joins (or drops out) mid-window would show as
+    a surge (or a crash) of open interest that never happened. If none qualifies, the one market
+    with the most columns stands alone."""
+    ok = np.isfinite(oi)
+    anywhere = ok.any(axis=0)
+    full = ok[:, anywhere].all(axis=1) if anywhere.any() else np.zeros(oi.shape[0], bool)
+    if not full.any() and ok.any():
+        full[int(ok.sum(axis=1).argmax())] = True
+    return full
+
+
 def _aggregate_context(ctx: list[dict], primary: int) -> dict[str, np.ndarray]:
-    """Markets' context rows -> the asset's: OI summed, funding weighted by OI (equal weights
-    where no OI is known), the price of the primary market."""
+    """Markets' context rows -> the asset's: OI summed over :func:`steady_oi` markets, funding
+    weighted by OI (equal weights where no OI is known), the price of the primary market."""
     oi = np.stack([x["oi"] for x in ctx])
     fund = np.stack([x["funding"] for x in ctx])
-    return {"close": ctx[primary]["close"], "oi": indicators.total(oi), "funding": indicators.funding_across(fund, oi)}
+    steady = steady_oi(oi)
+    return {"close": ctx[primary]["close"], "ohlc": ctx[primary]["ohlc"], "oi": indicators.total(oi[steady]),
+            "funding": indicators.funding_across(fund, oi), "oi_markets": steady}
+
+
+def column_ohlc(candles: dict[str, np.ndarray], ends: np.ndarray) -> np.ndarray:
+    """Candles merged to the map's columns: column j holds the candles opened in
+    [ends[j] - step, ends[j]) (the book of column j is after the last of them). (m, 4), NaN if none."""
+    m = ends.size
+    out = np.full((m, 4), np.nan)
+    t = candles["time_ms"].astype(np.int64)
+    step = int(ends[1] - ends[0]) if m > 1 else 0
+    col = np.searchsorted(ends, t, side="right")
+    ok = (col < m) & (t >= ends[0] - step) & np.isfinite(candles["close"])
+    if not ok.any():
+        return out
+    col, o, h, lo, c = (col[ok], candles["open"][ok], candles["high"][ok], candles["low"][ok], candles["close"][ok])
+    starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])  # candles are oldest first
+    cols = col[starts]
+    out[cols, 0] = o[starts]
+    out[cols, 1] = np.maximum.reduceat(h, starts)
+    out[cols, 2] = np.minimum.reduceat(lo, starts)
+    out[cols, 3] = c[np.r_[starts[1:], col.size] - 1]
+    return out
+
+
+def band_grid(result: book.ModelResult, ends: np.ndarray, edges: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The (m, k) grid (both sides) of the levels whose leverage is in [lo, hi]: the same model run,
+    seen through a leverage filter."""
+    import copy
+
+    keep = (result.level_leverage >= lo) & (result.level_leverage <= hi)
+    part = copy.copy(result)
+    for name in ("level_birth", "level_death", "level_consumed", "level_side", "level_tier", "level_leverage", "level_price",
+                 "level_notional0"):
+        setattr(part, name, getattr(result, name)[keep])
+    return part.grid(ends, edges).sum(axis=0)
+
+
+def realized_in(runs: list[MarketRun], t0: int, t1: int) -> dict[str, np.ndarray] | None:
+    """Stored realized liquidations of ``runs`` inside [t0, t1], the ``REALIZED_MAX`` largest."""
+    parts = [r.series.liquidations for r in runs if r.series.liquidations and r.series.liquidations["time_ms"].size]
+    if not parts:
+        return None
+    cat = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in ("time_ms", "side", "price", "notional_usd")}
+    v = np.asarray(cat["notional_usd"], float)
+    t = np.asarray(cat["time_ms"], np.int64)
+    ok = (t >= t0) & (t <= t1) & np.isfinite(v) & (v > 0) & np.isfinite(np.asarray(cat["price"], float))
+    idx = np.flatnonzero(ok)
+    if not idx.size:
+        return None
+    idx = idx[np.argsort(-v[idx], kind="stable")[:REALIZED_MAX]]
+    return {k: np.asarray(a)[idx] for k, a in cat.items()}
 
 
 def current(runs: list[MarketRun], now_ms: int) -> dict[str, float]:
@@ -235,13 +309,26 @@ def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSe
         step = int(ends[1] - ends[0]) if ends.size > 1 else candle_ms
         ctx = [_context(r, ends) for r in runs]
         agg = _aggregate_context(ctx, next(i for i, r in enumerate(runs) if r is primary))
-        n_oi = int(sum(np.isfinite(x["oi"]).any() for x in ctx))
-        oi_title = "Open interest (USD)" if n_oi < 2 else f"Open interest, {n_oi} markets (USD)"
+        summed = [r.market.title for r, s in zip(runs, agg["oi_markets"]) if s]
+        oi_title = "Open interest (USD)" if len(summed) < 2 else f"Open interest, {len(summed)} markets (USD)"
+        oi_partial = [r.market.title for r, s, x in zip(runs, agg["oi_markets"], ctx)
+                      if not s and np.isfinite(x["oi"]).any()]
+        oi_note = ("sum of the markets with data across the whole window" if len(summed) > 1 else "") + (
+            f"; left out (data for part of it only, would show as a jump): {', '.join(oi_partial)}" if oi_partial else "")
+        oi_note = oi_note.lstrip("; ")
+        bands = {}
+        levs = np.concatenate([r.result.level_leverage for r in runs])
+        for key, _label, lo, hi in LEVERAGE_BANDS:
+            if ((levs >= lo) & (levs <= hi)).any():
+                bands[key] = sum(band_grid(r, ends, edges, lo, hi) for r in (x.result for x in runs))
         maps = [MapView("all", "All markets (USD)" if len(runs) > 1 else runs[0].market.title,
-                        grid.sum(axis=0), agg["close"], agg["oi"], agg["funding"], oi_title, step)]
+                        grid.sum(axis=0), agg["close"], agg["oi"], agg["funding"], oi_title, step,
+                        ohlc=agg["ohlc"], bands=bands if len(bands) > 1 else {},
+                        realized=realized_in(runs, t0, int(ends[-1])), oi_note=oi_note)]
         if len(runs) > 1:
             maps += [MapView(r.market.key, r.market.title, g.sum(axis=0).astype(np.float32), x["close"],
-                             x["oi"], x["funding"], "Open interest (USD)", step)
+                             x["oi"], x["funding"], "Open interest (USD)", step, ohlc=x["ohlc"],
+                             realized=realized_in([r], t0, int(ends[-1])))
                      for r, g, x in zip(runs, grids, ctx)]
         view.timeframes.append(TimeframeView(
             name=tf, label=label, partial=partial, t0_ms=t0, t1_ms=int(ends[-1]), col_end_ms=ends,

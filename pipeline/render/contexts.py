@@ -18,7 +18,7 @@ from pipeline.model import levels, windows
 from pipeline.model.params import ModelParams
 from pipeline.model.views import CURRENT_FIELDS, FUNDING_MAX_INTERVALS, OI_MAX_AGE_MS, TOP_CLUSTERS, AssetView
 from pipeline.render import format as fmt
-from pipeline.render.charts import heatmap
+from pipeline.render.charts import colour
 from pipeline.render.charts.accuracy import chart_file
 from pipeline.render.charts.asset import LIQ_MAP_BINS, LIQ_MAP_MAX_PCT
 
@@ -241,7 +241,7 @@ def methodology_context(reg: registry.Registry) -> dict:
     current = {k: getattr(reg.model, k, v) for k, v in defaults.items()}
     return {
         "assets": rows, "defaults": defaults, "current": current, "registry_defaults": reg.model,
-        "pads": windows.PRICE_PAD, "vmax_pct": heatmap.VMAX_PERCENTILE, "hot_quantile": levels.HOT_QUANTILE,
+        "pads": windows.PRICE_PAD, "vmax_pct": colour.VMAX_PERCENTILE, "hot_quantile": levels.HOT_QUANTILE,
         "top": TOP_CLUSTERS, "jpy_per_usd": JPY_PER_USD, "max_cols": windows.MAX_COLS,
         "timeframes": registry.TIMEFRAMES_MS, "liq_bins": LIQ_MAP_BINS, "liq_max_pct": LIQ_MAP_MAX_PCT * 100,
         "oi_max_age_h": OI_MAX_AGE_MS // 3_600_000, "funding_max_intervals": FUNDING_MAX_INTERVALS,

@@ -1,4 +1,5 @@
-"""Step: every asset's chart specs (:mod:`pipeline.render.charts.asset`) written as JSON beside its page."""
+"""Step: every asset's chart specs (:mod:`pipeline.render.charts.asset`) written as JSON beside its page,
+with the page's social-preview PNG (og:image)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,7 @@ def run(views: list[AssetView], heatmaps_dir: Path) -> None:
         folder = heatmaps_dir / v.asset.id
         folder.mkdir(parents=True, exist_ok=True)
         for name, spec in asset_specs(v):
-            write_json(folder / name, spec)
+            if isinstance(spec, bytes):  # the social-preview PNG
+                (folder / name).write_bytes(spec)
+            else:
+                write_json(folder / name, spec)
