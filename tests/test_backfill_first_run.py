@@ -13,7 +13,7 @@ from replay.harness import factory
 from replay.server import ReplayServer
 
 from pipeline import cli, paths, settings
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import Store
 
 NOW = S.ORIGIN_MS + 40 * 86_400_000
@@ -66,6 +66,6 @@ def test_the_workflow_backfill_step_is_bounded_and_continues(replay, tmp_path, c
         rep = history.export(s, paths.data_paths(data).history, now=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
         assert rep.new_rows["raw_candles"] == 9 * 288 and rep.new_rows["raw_open_interest"] >= 9 * 288
     hist = paths.data_paths(data).history
-    history.compact(hist, now=dt.datetime(2099, 1, 2, tzinfo=dt.UTC))
+    compaction.compact(hist, now=dt.datetime(2099, 1, 2, tzinfo=dt.UTC))
     months = sorted(p.parent.name for p in (hist / "raw_candles").rglob("part.parquet"))
     assert months and all(m.startswith("month=") for m in months)

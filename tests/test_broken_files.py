@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 12, 0)
@@ -52,7 +52,7 @@ def data(tmp_path) -> Path:
         fill(s)
         # Exported on the last day, compacted the next: one day file per table and day (three each).
         history.export(s, d / "history", now=dt.datetime(2026, 9, 23, 23, tzinfo=dt.UTC))
-    history.compact(d / "history", now=dt.datetime(2026, 9, 24, 1, tzinfo=dt.UTC))
+    compaction.compact(d / "history", now=dt.datetime(2026, 9, 24, 1, tzinfo=dt.UTC))
     return d
 
 

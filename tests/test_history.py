@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
@@ -148,8 +148,9 @@ def test_export_never_drops_rows_the_store_lacks(filled: Store, tmp_path: Path):
             "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [1.0], "taker_buy_volume": [None],
             "quote": ["USDT"],
         })
-        rep = history.export(partial, dest, now=NOW + dt.timedelta(days=1))  # and compacts yesterday's runs
-    assert rep.new_rows["raw_candles"] == 1 and rep.removed
+        rep = history.export(partial, dest, now=NOW + dt.timedelta(days=1))
+    assert rep.new_rows["raw_candles"] == 1
+    assert compaction.compact(dest, now=NOW + dt.timedelta(days=1)).removed  # yesterday's runs folded
     with Store(tmp_path / "e.duckdb") as again:
         history.restore(again, dest)
         assert again.count("raw_candles") == n_before + 1
@@ -173,7 +174,7 @@ def test_unsafe_names_are_rejected(tmp_path: Path, exchange: str, instrument: st
     assert only.relative_to(tmp_path) == Path(f"out/history/raw_funding/run={NOW.strftime(history.RUN_STAMP)}/part.parquet")
     assert pq.read_table(only).column("exchange").to_pylist() == ["okx"]
     # Compacted a month later, it lands in the exchange's month file, still alone.
-    history.compact(dest, now=NOW + dt.timedelta(days=40))
+    compaction.compact(dest, now=NOW + dt.timedelta(days=40))
     [only] = tmp_path.rglob("part.parquet")
     assert only.relative_to(dest) == Path("raw_funding/exchange=okx/month=2026-09/part.parquet")
 
@@ -181,7 +182,7 @@ def test_unsafe_names_are_rejected(tmp_path: Path, exchange: str, instrument: st
 def test_restore_rejects_misplaced_rows_and_unknown_folders(filled: Store, tmp_path: Path):
     dest = tmp_path / "history"
     history.export(filled, dest, now=NOW)
-    history.compact(dest, now=NOW + dt.timedelta(days=40))  # into month files
+    compaction.compact(dest, now=NOW + dt.timedelta(days=40))  # into month files
     src = dest / "raw_funding/exchange=okx/month=2026-09/part.parquet"
     wrong = dest / "raw_funding/exchange=bybit/month=2026-09/part.parquet"
     wrong.parent.mkdir(parents=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import TABLES, Store, sql
 
 START = dt.datetime(2026, 8, 30, 0, 0)  # runs cross a month end: day files, then month files
@@ -60,7 +60,7 @@ def _simulate(tmp_path: Path, runs: int = 30) -> tuple[Store, Path, dt.datetime]
         if i:  # an exchange revised the previous run's last candle: the newest value must win everywhere
             store.upsert("raw_candles", _candles("okx", "BTC-USDT-SWAP", t0 - dt.timedelta(minutes=5), 1, bump=0.5))
         now = t0 + dt.timedelta(hours=2, minutes=3)
-        history.export(store, dest, now=now.replace(tzinfo=dt.UTC), compaction=False)
+        history.export(store, dest, now=now.replace(tzinfo=dt.UTC))
     return store, dest, now
 
 
@@ -72,14 +72,14 @@ def test_compaction_loses_nothing_and_restore_after_equals_restore_before(tmp_pa
     assert before == _row_hashes(store)  # the append-only runs already hold exactly the store
 
     # Two days later: everything but today's runs is folded; a month later: everything into months.
-    rep = history.compact(dest, now=(now + dt.timedelta(days=2)).replace(tzinfo=dt.UTC))
+    rep = compaction.compact(dest, now=(now + dt.timedelta(days=2)).replace(tzinfo=dt.UTC))
     assert rep.removed and not rep.quarantined
     mid = sorted(str(p.relative_to(dest)) for p in dest.rglob("part.parquet"))
     assert "raw_candles/exchange=okx/month=2026-08/part.parquet" in mid
     assert "raw_candles/date=2026-09-01/part.parquet" in mid and not any("run=" in p for p in mid)
     assert _restore(dest, tmp_path / "mid.duckdb") == before
 
-    history.compact(dest, now=dt.datetime(2026, 10, 1, 0, 5, tzinfo=dt.UTC))
+    compaction.compact(dest, now=dt.datetime(2026, 10, 1, 0, 5, tzinfo=dt.UTC))
     after = sorted(str(p.relative_to(dest)) for p in dest.rglob("part.parquet"))
     assert after == ["raw_candles/exchange=bybit/month=2026-08/part.parquet",
                      "raw_candles/exchange=bybit/month=2026-09/part.parquet",
@@ -96,8 +96,9 @@ def test_compaction_loses_nothing_and_restore_after_equals_restore_before(tmp_pa
     assert month.num_rows == len(set(month.column("ts").to_pylist()))
     assert month.column("ts").to_pylist() == sorted(month.column("ts").to_pylist())
     # A second compaction changes nothing; an export of the same store writes nothing.
-    assert history.compact(dest, now=dt.datetime(2026, 10, 1, 0, 5, tzinfo=dt.UTC)).written == []
+    assert compaction.compact(dest, now=dt.datetime(2026, 10, 1, 0, 5, tzinfo=dt.UTC)).written == []
     assert history.export(store, dest, now=dt.datetime(2026, 10, 1, 1, tzinfo=dt.UTC)).changed == []
+    assert compaction.compact(dest, now=dt.datetime(2026, 10, 1, 1, tzinfo=dt.UTC)).written == []
     store.close()
 
 
@@ -115,13 +116,13 @@ def test_a_run_that_is_interrupted_mid_compaction_loses_nothing(tmp_path: Path, 
 
     monkeypatch.setattr(Path, "unlink", crash_on_second_delete)
     try:
-        history.compact(dest, now=(now + dt.timedelta(days=40)).replace(tzinfo=dt.UTC))
+        compaction.compact(dest, now=(now + dt.timedelta(days=40)).replace(tzinfo=dt.UTC))
     except OSError:
         pass
     monkeypatch.setattr(Path, "unlink", real_unlink)
     # Targets were written before any source was removed: the half-compacted history restores the same rows.
     assert _restore(dest, tmp_path / "half.duckdb") == before
-    history.compact(dest, now=(now + dt.timedelta(days=40)).replace(tzinfo=dt.UTC))
+    compaction.compact(dest, now=(now + dt.timedelta(days=40)).replace(tzinfo=dt.UTC))
     assert _restore(dest, tmp_path / "done.duckdb") == before
     store.close()
 
@@ -139,7 +140,7 @@ def test_old_one_file_per_market_and_day_history_is_read_and_folded(tmp_path: Pa
             pq.write_table(part, path)
         expected = _row_hashes(old)
     assert _restore(dest, tmp_path / "a.duckdb") == expected
-    history.compact(dest, now=dt.datetime(2026, 9, 2, 1, tzinfo=dt.UTC))
+    compaction.compact(dest, now=dt.datetime(2026, 9, 2, 1, tzinfo=dt.UTC))
     names = sorted(str(p.relative_to(dest)) for p in dest.rglob("part.parquet"))
     assert names == ["raw_candles/date=2026-09-01/part.parquet", "raw_candles/exchange=okx/month=2026-08/part.parquet"]
     assert _restore(dest, tmp_path / "b.duckdb") == expected

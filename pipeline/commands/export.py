@@ -19,7 +19,7 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from pipeline import paths
-    from pipeline.store import history
+    from pipeline.store import compaction, history
     from pipeline.store.db import Store, StoreError
 
     dp = paths.data_paths(args.data_dir)
@@ -30,6 +30,10 @@ def run(args) -> int:
     try:
         with Store(dp.db, read_only=True) as store:
             report = history.export(store, dest)
+            done = compaction.compact(dest, schemas={t: history._store_schema(store, t) for t in history.PARTITIONED})
+        report.changed += [p for p in done.written if p not in report.changed]
+        report.removed += done.removed
+        report.repaired += done.quarantined
     except StoreError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,8 @@ manifest's statistics, so it works the same on what remains.
 
 Thinning (:func:`thin`): snapshots older than a week keep one per UTC day (the day's last).
 
+One piece: the file format, its validation and every reader and writer of it must change together.
+
 Files are written deterministically (fixed number formatting, key order, Parquet
 writer options), so writing the same content twice is a no-op; writing different
 content into an existing folder is refused (:class:`SnapshotExistsError`).
