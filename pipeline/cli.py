@@ -23,6 +23,7 @@ COMMANDS = {
     "restore": "rebuild the DuckDB cache from the Parquet history partitions",
     "export": "write the store's history as Parquet partitions",
     "backtest": "measure how often price reaches the predicted clusters",
+    "snapshot": "show or verify a snapshot, regenerating its grids and book from the history",
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 12, 0)
@@ -50,7 +50,9 @@ def data(tmp_path) -> Path:
     d = tmp_path / "data"
     with Store(d / "liqmap.duckdb") as s:
         fill(s)
-    assert cli.main(["--data-dir", str(d), "export"]) == 0
+        # Exported on the last day, compacted the next: one day file per table and day (three each).
+        history.export(s, d / "history", now=dt.datetime(2026, 9, 23, 23, tzinfo=dt.UTC))
+    compaction.compact(d / "history", now=dt.datetime(2026, 9, 24, 1, tzinfo=dt.UTC))
     return d
 
 
@@ -64,8 +66,8 @@ def test_corrupt_partitions_are_moved_aside_restore_goes_on_and_export_writes_th
     capsys.readouterr()
     hist = data / "history"
     parts = sorted((hist / "raw_candles").rglob("part.parquet"))
-    assert len(parts) == 6
-    truncated, garbage = parts[1], parts[4]
+    assert [p.parent.name for p in parts] == ["date=2026-09-21", "date=2026-09-22", "date=2026-09-23"]
+    truncated, garbage = parts[0], parts[2]
     good_bytes = {p: p.read_bytes() for p in parts}
     truncated.write_bytes(good_bytes[truncated][: len(good_bytes[truncated]) // 2])
     garbage.write_bytes(b"PAR1" + os.urandom(300))
@@ -83,14 +85,14 @@ def test_corrupt_partitions_are_moved_aside_restore_goes_on_and_export_writes_th
     assert any(m.name.endswith(".txt") and "unreadable Parquet" in m.read_text() for m in moved)
     with Store(fresh / "liqmap.duckdb") as s:
         restored = s.count("raw_candles")
-    assert restored == 2 * 600 - sum(len(history.pq.read_table(history.io.BytesIO(good_bytes[p]))) for p in (truncated, garbage))
+    lost = sum(len(history.pq.read_table(history.io.BytesIO(good_bytes[p]))) for p in (truncated, garbage))
+    assert restored == 2 * 600 - lost and lost > 0
 
-    # The original store still has every row: export writes both partitions again, byte for byte.
+    # The original store still has every row: export appends exactly the rows of both moved files again.
     assert cli.main(["--data-dir", str(data), "export"]) == 0
     out, err = capsys.readouterr()
-    assert f"changed {truncated.relative_to(hist)}" in out and f"changed {garbage.relative_to(hist)}" in out
-    for p in parts:
-        assert p.read_bytes() == good_bytes[p]
+    [appended] = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("changed raw_candles/run=")]
+    assert appended.startswith("raw_candles/run=") and len(history.pq.read_table(hist / appended)) == lost
     # Rows lost: 0 (a restore of the repaired history equals the store).
     again = tmp_path / "again"
     assert cli.main(["--data-dir", str(again), "restore", "--from", str(hist)]) == 0
@@ -106,8 +108,13 @@ def test_a_broken_partition_already_committed_is_repaired_by_export(data, capsys
     assert cli.main(["--data-dir", str(data), "export"]) == 0
     out, err = capsys.readouterr()
     line = one_line(err)
-    assert line.startswith(f"warning: {part}: unreadable Parquet (") and "written again from the store's 144 rows" in line
-    assert part.read_bytes() == good
+    assert line.startswith(f"warning: {part}: unreadable Parquet (") and "rows it held are written again" in line
+    assert not part.exists()
+    # Nothing lost: the history restores to the store, row for row.
+    assert cli.main(["--data-dir", str(data.parent / "again"), "restore", "--from", str(data / "history")]) == 0
+    with Store(data / "liqmap.duckdb", read_only=True) as a, Store(data.parent / "again" / "liqmap.duckdb",
+                                                                    read_only=True) as b:
+        assert dump(a) == dump(b)
 
 
 def test_a_partition_with_a_wrong_schema_or_null_keys_is_moved_aside(data, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""History partitions: export -> restore is lossless, re-export is byte-stable, names are validated."""
+"""History files: export -> restore is lossless, export is append-only (nothing new: nothing written), names are
+validated. Compaction and the storage rules have their own file (tests/test_history_compaction.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli
-from pipeline.store import history
+from pipeline.store import compaction, history
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
+NOW = dt.datetime(2026, 9, 22, 1, 0, tzinfo=dt.UTC)  # the export's clock: the same day, nothing to compact yet
 
 
 def _ts(minutes: int) -> dt.datetime:
@@ -83,12 +85,13 @@ def test_keys_match_the_schema(filled: Store):
 
 def test_round_trip_is_lossless(filled: Store, tmp_path: Path):
     dest = tmp_path / "history"
-    rep = history.export(filled, dest)
+    rep = history.export(filled, dest, now=NOW)
     assert not rep.errors and rep.unchanged == 0
-    assert (dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet").is_file()
-    assert (dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet").is_file()
+    stamp = NOW.strftime(history.RUN_STAMP)
+    for t in history.PARTITIONED:  # one new file per table, all markets in it
+        assert (dest / t / f"run={stamp}" / "part.parquet").is_file()
     assert (dest / "raw_fx_rates/part.parquet").is_file()
-    assert len(rep.changed) == len(list(dest.rglob("part.parquet")))
+    assert len(rep.changed) == len(list(dest.rglob("part.parquet"))) == 6
 
     with Store(tmp_path / "b.duckdb") as fresh:
         r1 = history.restore(fresh, dest)
@@ -105,51 +108,54 @@ def test_round_trip_is_lossless(filled: Store, tmp_path: Path):
             assert _dump(fresh)[t].equals(before[t])
 
 
-def test_reexport_of_unchanged_data_changes_no_bytes(filled: Store, tmp_path: Path):
+def test_reexport_of_unchanged_data_writes_nothing(filled: Store, tmp_path: Path):
     dest = tmp_path / "history"
-    history.export(filled, dest)
+    history.export(filled, dest, now=NOW)
     first = _files(dest)
     mtimes = {p: p.stat().st_mtime_ns for p in dest.rglob("part.parquet")}
-    rep = history.export(filled, dest)
-    assert rep.changed == [] and rep.unchanged == len(first)
+    later = NOW + dt.timedelta(hours=2)
+    rep = history.export(filled, dest, now=later)
+    assert rep.changed == [] and rep.removed == [] and rep.unchanged == len(TABLES)
     assert _files(dest) == first
     assert {p: p.stat().st_mtime_ns for p in dest.rglob("part.parquet")} == mtimes  # not even rewritten
 
-    # Restoring into a new store and exporting from it reproduces the same bytes.
+    # Restoring into a new store and exporting from it writes nothing either.
     with Store(tmp_path / "c.duckdb") as other:
         history.restore(other, dest)
-        assert history.export(other, dest).changed == []
+        assert history.export(other, dest, now=later).changed == []
 
-    # A new candle on one day rewrites exactly that partition.
+    # A new candle is appended as one small new file holding exactly that row; nothing else is touched.
     filled.upsert("raw_candles", {
         "exchange": ["okx"], "instrument": ["BTC-USDT-SWAP"], "interval_s": [60], "ts": [_ts(10)],
         "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [None], "taker_buy_volume": [None],
         "quote": ["USDT"],
     })
-    rep = history.export(filled, dest)
+    rep = history.export(filled, dest, now=later)
     assert [str(p.relative_to(dest)) for p in rep.changed] == [
-        "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet"
-    ]
+        f"raw_candles/run={later.strftime(history.RUN_STAMP)}/part.parquet"]
+    assert pq.read_table(rep.changed[0]).column("ts").to_pylist() == [_ts(10)]
+    assert {k: v for k, v in _files(dest).items() if k in first} == first
 
 
 def test_export_never_drops_rows_the_store_lacks(filled: Store, tmp_path: Path):
     dest = tmp_path / "history"
-    history.export(filled, dest)
-    part = dest / "raw_candles/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-22/part.parquet"
-    n_before = pq.read_table(part).num_rows
-    # A fresh cache that only holds one newer candle of that day (e.g. a short collection window).
+    history.export(filled, dest, now=NOW)
+    n_before = filled.count("raw_candles")
+    # A fresh cache that only holds one newer candle (e.g. a short collection window).
     with Store(tmp_path / "d.duckdb") as partial:
         partial.upsert("raw_candles", {
             "exchange": ["okx"], "instrument": ["BTC-USDT-SWAP"], "interval_s": [60], "ts": [_ts(30)],
             "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [1.0], "taker_buy_volume": [None],
             "quote": ["USDT"],
         })
-        rep = history.export(partial, dest)
-    assert rep.changed == [part]
-    merged = pq.read_table(part)
-    assert merged.num_rows == n_before + 1
-    ts = merged.column("ts").to_pylist()
-    assert ts == sorted(ts)
+        rep = history.export(partial, dest, now=NOW + dt.timedelta(days=1))
+    assert rep.new_rows["raw_candles"] == 1
+    assert compaction.compact(dest, now=NOW + dt.timedelta(days=1)).removed  # yesterday's runs folded
+    with Store(tmp_path / "e.duckdb") as again:
+        history.restore(again, dest)
+        assert again.count("raw_candles") == n_before + 1
+        ts = again.con.execute("SELECT ts FROM raw_candles WHERE exchange = 'okx' ORDER BY ts").fetchall()
+        assert [t[0] for t in ts] == [_ts(i) for i in range(5)] + [_ts(30)]
 
 
 @pytest.mark.parametrize("exchange,instrument", [("../evil", "BTC"), ("okx", "../../etc"), ("okx", "a/b"),
@@ -161,25 +167,30 @@ def test_unsafe_names_are_rejected(tmp_path: Path, exchange: str, instrument: st
         s.upsert("raw_funding", {"exchange": [exchange, "okx"], "instrument": [instrument, "BTC-USDT-SWAP"],
                                  "ts": [_ts(0), _ts(0)], "rate": [0.1, 0.2]})
         dest = tmp_path / "out" / "history"
-        rep = history.export(s, dest)
-    assert len(rep.errors) == 1 and "unsafe" in rep.errors[0]
+        rep = history.export(s, dest, now=NOW)
+    assert len(rep.errors) == 1 and "unsafe" in rep.errors[0] and "1 rows not exported" in rep.errors[0]
     # The safe row was exported; nothing was created anywhere else.
-    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("part.parquet")] == [
-        Path("out/history/raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet")
-    ]
+    [only] = tmp_path.rglob("part.parquet")
+    assert only.relative_to(tmp_path) == Path(f"out/history/raw_funding/run={NOW.strftime(history.RUN_STAMP)}/part.parquet")
+    assert pq.read_table(only).column("exchange").to_pylist() == ["okx"]
+    # Compacted a month later, it lands in the exchange's month file, still alone.
+    compaction.compact(dest, now=NOW + dt.timedelta(days=40))
+    [only] = tmp_path.rglob("part.parquet")
+    assert only.relative_to(dest) == Path("raw_funding/exchange=okx/month=2026-09/part.parquet")
 
 
 def test_restore_rejects_misplaced_rows_and_unknown_folders(filled: Store, tmp_path: Path):
     dest = tmp_path / "history"
-    history.export(filled, dest)
-    src = dest / "raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/date=2026-09-21/part.parquet"
-    wrong = dest / "raw_funding/exchange=okx/instrument=ETH-USDT-SWAP/date=2026-09-21/part.parquet"
+    history.export(filled, dest, now=NOW)
+    compaction.compact(dest, now=NOW + dt.timedelta(days=40))  # into month files
+    src = dest / "raw_funding/exchange=okx/month=2026-09/part.parquet"
+    wrong = dest / "raw_funding/exchange=bybit/month=2026-09/part.parquet"
     wrong.parent.mkdir(parents=True)
     wrong.write_bytes(src.read_bytes())
     with Store(tmp_path / "f.duckdb") as s, pytest.raises(history.HistoryError, match="another exchange"):
         history.restore(s, dest)
     wrong.unlink()
-    odd = dest / "raw_funding/exchange=okx/instrument=BTC-USDT-SWAP/part.parquet"
+    odd = dest / "raw_funding/exchange=okx/part.parquet"
     odd.write_bytes(src.read_bytes())
     with Store(tmp_path / "g.duckdb") as s, pytest.raises(history.HistoryError, match="unexpected"):
         history.restore(s, dest)
@@ -192,7 +203,7 @@ def test_cli_export_and_restore(filled: Store, tmp_path: Path, capsys):
     (tmp_path / "a.duckdb").rename(data / "liqmap.duckdb")
     assert cli.main(["--data-dir", str(data), "export"]) == 0
     out = capsys.readouterr().out
-    assert "changed raw_candles/exchange=okx/" in out
+    assert "changed raw_candles/run=" in out
     assert cli.main(["--data-dir", str(data), "export"]) == 0
     out = capsys.readouterr().out
     assert "0 partitions written" in out and not any(line.startswith("changed ") for line in out.splitlines())

@@ -69,9 +69,9 @@ def test_layout_meta_and_manifest(root: Path):
     folder = snapshot.write_snapshot(root, "btc", T, make_tables(), meta())
     assert folder == root / "btc" / "2026-09-21T1640Z"
     names = sorted(p.name for p in folder.iterdir())
-    # Grids are Parquet only (megabytes as CSV/JSON in every run's snapshot).
-    assert names == sorted([f"{t}.{e}" for t in ("book", "key_levels") for e in ("csv", "json", "parquet")]
-                           + ["grid_24h.parquet", "manifest.json", "meta.json"])
+    # Only what cannot be recomputed is kept: key levels, meta, manifest. Grids and the book are rebuilt
+    # from the history (`liqmap snapshot verify`); the manifest still has their sha256 and statistics.
+    assert names == sorted([f"key_levels.{e}" for e in ("csv", "json", "parquet")] + ["manifest.json", "meta.json"])
     m = json.loads((folder / "meta.json").read_text())
     assert m["asset"] == "btc" and m["taken_at"] == "2026-09-21T16:40:00Z" and m["liqmap_version"]
     assert m["model"] == {"leverage": [5, 10, 25, 50, 100]} and m["timeframes"] == ["24h"]
@@ -80,11 +80,15 @@ def test_layout_meta_and_manifest(root: Path):
     assert man["files"]["key_levels.csv"]["rows"] == 4 and len(man["files"]["meta.json"]["sha256"]) == 64
     assert snapshot.verify(folder) == []
     assert snapshot.list_snapshots(root, "btc") == [folder]
-    # CSV and JSON agree with the table; times are ISO UTC.
-    csv_lines = (folder / "book.csv").read_text().splitlines()
+    assert man["recomputed"]["grid_24h.parquet"]["rows"] == make_tables()["grid_24h"].num_rows
+    assert set(man["recomputed"]) == {"grid_24h.parquet", "book.csv", "book.json", "book.parquet"}
+    assert set(man["files"]) == {"key_levels.csv", "key_levels.json", "key_levels.parquet", "meta.json"}
+    assert man["tables"]["grid_24h"]["rows"] == make_tables()["grid_24h"].num_rows  # what the gate reads
+    # The recorded sha256 is the one of the bytes the same tables give again.
+    regen = snapshot.output_files(make_tables())
+    assert snapshot.check_outputs(folder, regen) == []
+    csv_lines = regen["book.csv"].decode().splitlines()
     assert csv_lines[0].startswith("price,") and len(csv_lines) == make_tables()["book"].num_rows + 1
-    assert snapshot.read_table(folder, "grid_24h").equals(make_tables()["grid_24h"])
-    assert man["files"]["grid_24h.parquet"]["rows"] == make_tables()["grid_24h"].num_rows
     rows = json.loads((folder / "key_levels.json").read_text())
     assert rows[0] == {"side": "long", "rank": 1, "price_low": 58200.0, "price_high": 58500.0,
                        "notional_usd": 3e6, "distance_pct": -2.75}
@@ -108,11 +112,11 @@ def test_verify_detects_one_changed_byte(root: Path):
     target.write_bytes(bytes(data))
     assert snapshot.verify(folder) == ["2026-09-21T1640Z/key_levels.csv: content differs from the manifest (sha256)"]
     (folder / "extra.csv").write_text("x\n")
-    os.chmod(folder / "book.json", 0o644)
-    (folder / "book.json").unlink()
+    os.chmod(folder / "key_levels.json", 0o644)
+    (folder / "key_levels.json").unlink()
     problems = snapshot.verify(folder)
     assert any("extra.csv: not in the manifest" in p for p in problems)
-    assert any("book.json: missing" in p for p in problems)
+    assert any("key_levels.json: missing" in p for p in problems)
 
 
 def test_write_is_immutable_and_idempotent(root: Path):
@@ -280,7 +284,7 @@ def test_archive_pages_escape_names_and_link_downloads(root: Path, tmp_path: Pat
     assert "(../snapshots/btc/2026-09-21T1640Z/key_levels.csv)" in page
     copied = docs / "snapshots" / "btc" / "2026-09-21T1640Z"
     assert sorted(p.name for p in copied.iterdir()) == sorted(
-        [f"{t}.{e}" for t in ("book", "key_levels") for e in ("csv", "json")] + ["manifest.json", "meta.json"])
+        [f"key_levels.{e}" for e in ("csv", "json")] + ["manifest.json", "meta.json"])  # the book is recomputed
     assert "No snapshot of Ethereum has been published yet." in (docs / "archive" / "eth.md").read_text()
 
     # MkDocs in strict mode accepts every link (the downloads exist where the pages point).

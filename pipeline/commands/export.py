@@ -1,8 +1,9 @@
 """``liqmap export``: write the store's raw tables as Parquet history partitions.
 
-Only partitions whose content changed are rewritten, and the changed files are
-listed, so the publish workflow commits to the ``data`` branch only when
-something new was collected.
+The history is append-only: only rows it lacks are written, as one new small
+file per table, and then compacted (daily, then monthly files; see
+:mod:`pipeline.store.history`). Written and compacted files are listed, so the
+publish workflow commits to the ``data`` branch only when something new was collected.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from pipeline import paths
-    from pipeline.store import history
+    from pipeline.store import compaction, history
     from pipeline.store.db import Store, StoreError
 
     dp = paths.data_paths(args.data_dir)
@@ -29,6 +30,10 @@ def run(args) -> int:
     try:
         with Store(dp.db, read_only=True) as store:
             report = history.export(store, dest)
+            done = compaction.compact(dest, schemas={t: history._store_schema(store, t) for t in history.PARTITIONED})
+        report.changed += [p for p in done.written if p not in report.changed]
+        report.removed += done.removed
+        report.repaired += done.quarantined
     except StoreError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2
@@ -41,8 +46,12 @@ def run(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     for path in report.changed:
         print(f"changed {path.relative_to(report.root)}")
+    for path in report.removed:
+        print(f"compacted {path.relative_to(report.root)}")
+    new = ", ".join(f"{t} {n}" for t, n in report.new_rows.items() if n)
     rows = ", ".join(f"{t} {n}" for t, n in report.rows.items())
-    print(f"history {report.root}: {len(report.changed)} partitions written, {report.unchanged} unchanged ({rows} rows)")
+    print(f"history {report.root}: {len(report.changed)} partitions written, {len(report.removed)} compacted away, "
+          f"{report.unchanged} tables unchanged (new rows: {new or 'none'}; store: {rows} rows)")
     for err in report.errors:
         print(f"error: {err}", file=sys.stderr)
     return 1 if report.errors else 0

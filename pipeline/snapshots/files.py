@@ -3,9 +3,21 @@
 A snapshot is one folder per asset and time::
 
     snapshots/<asset>/<YYYY-MM-DDTHHMMZ>/
-        <table>.csv  <table>.json  <table>.parquet     (one trio per table)
-        meta.json       model parameters, liqmap version, input data range, timeframes, ...
-        manifest.json   sha256, size and row count of every other file + per-table statistics
+        <table>.csv  <table>.json  <table>.parquet     (one trio per kept table: the key levels)
+        meta.json       model parameters, liqmap version, each market's history watermark, timeframes, ...
+        manifest.json   sha256, size and row count of every output + per-table statistics
+
+A snapshot keeps only what is small and cannot be recomputed: the metadata, the key
+levels and the sha256 of every output. Outputs that are recomputed from the immutable
+history (grids ``grid*``, the level ``book`` and the ``windows``; :func:`recomputed`)
+are listed under the manifest's ``recomputed`` with their sha256, size and row count
+(and their statistics under ``tables``), but not written: ``liqmap snapshot show|verify ASSET/STAMP`` rebuilds them from the
+history up to the recorded watermarks and checks the sha256. The gate reads the
+manifest's statistics, so it works the same on what remains.
+
+Thinning (:func:`thin`): snapshots older than a week keep one per UTC day (the day's last).
+
+One piece: the file format, its validation and every reader and writer of it must change together.
 
 Files are written deterministically (fixed number formatting, key order, Parquet
 writer options), so writing the same content twice is a no-op; writing different
@@ -56,6 +68,9 @@ FORMATS = ("csv", "json", "parquet")
 # Heatmap grids (tables named grid*) are stored as Parquet only: as CSV/JSON one
 # window's cells would be megabytes per snapshot, in every snapshot of every run.
 GRID_PREFIX = "grid"
+# Tables recomputed on demand from the history, never stored (grid* by prefix).
+RECOMPUTED_TABLES = ("book", "windows")
+THIN_AFTER = dt.timedelta(days=7)
 # Only these are copied into the site; Parquet stays in the data branch (it is the bulky one).
 DOWNLOAD_FORMATS = ("csv", "json")
 
@@ -270,22 +285,36 @@ def _check_tables(tables: Mapping[str, pa.Table]) -> None:
             raise SnapshotError(f"table {name!r} must be a pyarrow.Table, got {type(t).__name__}")
 
 
-def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any]) -> dict[str, bytes]:
-    """Every file of a snapshot, name -> bytes (pure: nothing touches the disk)."""
-    paths.safe_name(asset_id)
+def recomputed(name: str) -> bool:
+    """Whether the output table ``name`` is rebuilt from the history instead of being stored."""
+    return name.startswith(GRID_PREFIX) or name in RECOMPUTED_TABLES
+
+
+def output_files(tables: Mapping[str, pa.Table]) -> dict[str, bytes]:
+    """The output files of ``tables``, name -> bytes (grids as Parquet only); the same bytes every time."""
     _check_tables(tables)
-    when = utc(taken_at).replace(second=0, microsecond=0)
     files: dict[str, bytes] = {}
-    rows: dict[str, int] = {}
     for name in sorted(tables):
         t = tables[name]
         if not name.startswith(GRID_PREFIX):
             files[f"{name}.csv"] = _csv_bytes(t)
             files[f"{name}.json"] = _json_bytes(t)
         files[f"{name}.parquet"] = _parquet_bytes(t)
-        for ext in FORMATS:
-            if f"{name}.{ext}" in files:
-                rows[f"{name}.{ext}"] = t.num_rows
+    return files
+
+
+def _entry(data: bytes) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any]) -> dict[str, bytes]:
+    """Every stored file of a snapshot, name -> bytes (pure: nothing touches the disk)."""
+    paths.safe_name(asset_id)
+    _check_tables(tables)
+    when = utc(taken_at).replace(second=0, microsecond=0)
+    outputs = output_files(tables)
+    rows = {n: tables[n.rsplit(".", 1)[0]].num_rows for n in outputs}
+    files = {n: b for n, b in outputs.items() if not recomputed(n.rsplit(".", 1)[0])}
     full_meta = {
         **_jsonable(dict(meta)),
         "format": FORMAT,
@@ -298,8 +327,9 @@ def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta
     summary = summarize(tables, meta, asset_id=asset_id, taken_at=when)
     manifest = {
         **summary,
-        "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b), "rows": rows.get(n)}
-                  for n, b in sorted(files.items())},
+        "files": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(files.items())},
+        # Outputs rebuilt from the history on demand (`liqmap snapshot verify`): not in the folder.
+        "recomputed": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(outputs.items()) if n not in files},
     }
     files[MANIFEST_FILE] = _dump_json(manifest)
     return files
@@ -393,3 +423,39 @@ def verify(folder: Path) -> list[str]:
                 problems.append(f"{folder.name}/{name}: {n} rows, manifest says {entry['rows']}")
     return problems
 
+
+
+def check_outputs(folder: Path, outputs: Mapping[str, bytes]) -> list[str]:
+    """Problems comparing regenerated ``outputs`` (name -> bytes) with the sha256 the manifest recorded."""
+    manifest = load_manifest(folder)
+    listed = {**manifest.get("files", {}), **manifest.get("recomputed", {})}
+    problems = []
+    for name, data in sorted(outputs.items()):
+        entry = listed.get(name)
+        if entry is None:
+            problems.append(f"{Path(folder).name}/{name}: regenerated, but not in the manifest")
+        elif hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            problems.append(f"{Path(folder).name}/{name}: regenerated from the history, sha256 differs from the "
+                            "manifest's")
+    for name in sorted(set(listed) - set(outputs) - {META_FILE}):
+        problems.append(f"{Path(folder).name}/{name}: in the manifest, not regenerated")
+    return problems
+
+
+def thin(snapshots_root: Path, asset_id: str, now, *, older_than: dt.timedelta = THIN_AFTER) -> list[Path]:
+    """Remove intra-day snapshots older than ``older_than``: each UTC day keeps its last one. Returns what went.
+
+    The newest snapshot is always kept (the gate compares with it), and so is every day's last.
+    """
+    snaps = list_snapshots(snapshots_root, asset_id)
+    cut = utc(now) - older_than
+    last_of_day: dict[str, Path] = {}
+    for p in snaps:  # oldest first: each day ends with its last
+        last_of_day[p.name[:10]] = p
+    keep = set(last_of_day.values()) | set(snaps[-1:])
+    removed = []
+    for p in snaps:
+        if p not in keep and parse_stamp(p.name) < cut:
+            shutil.rmtree(p)
+            removed.append(p)
+    return removed

@@ -3,6 +3,11 @@
 A candidate that fails the gate is held back (not written) and reported; so is
 an asset of this build (all of them, a shard's or the ``--asset`` ones) that was
 published before and now has no data.
+
+The meta records what regenerating needs: the parameters, the code version and each
+market's history watermark (its last candle and open-interest times). :func:`regenerate`
+rebuilds the recomputed outputs (grids, book, windows) from the store restored from the
+history, cut at those watermarks, and :func:`verify` checks them against the manifest's sha256.
 """
 
 from __future__ import annotations
@@ -41,7 +46,67 @@ def meta(view: AssetView, reg) -> dict:
         "sample": view.sample is not None, "data_from": view.first_ms, "data_to": view.price_time_ms,
         "model": dict(ModelParams.from_asset(view.asset, reg.settings_for(view.asset)).__dict__),
         "timeframes": [tv.name for tv in view.timeframes],
+        # Each market's history watermark: regenerating uses exactly the rows at or before these times.
+        "watermarks": {f["key"]: {"first_ms": f["first_ms"], "candles_ms": f["last_ms"], "oi_ms": f["oi_last_ms"]}
+                       for f in view.freshness},
     }
+
+
+def _cut(arrays: dict, first_ms, last_ms) -> dict:
+    t = arrays.get("time_ms")
+    if t is None or t.size == 0:
+        return arrays
+    keep = (t <= (last_ms if last_ms is not None else -1)) & (t >= (first_ms if first_ms is not None else 0))
+    return {k: v[keep] for k, v in arrays.items()}
+
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def regenerate(folder, reg, store) -> dict[str, bytes]:
+    """Every output of the snapshot in ``folder`` rebuilt from ``store`` (restored from the history), each market
+    cut at its recorded watermark, with the recorded parameters. Raises ValueError when it cannot be rebuilt."""
+    import dataclasses
+
+    from pipeline.markets import markets_for
+    from pipeline.model.views import asset_view
+    from pipeline.store.series import load_market, stored_pairs
+
+    m = files.load_meta(folder)
+    marks = m.get("watermarks")
+    if not isinstance(marks, dict):
+        raise ValueError(f"{folder}: written before snapshots recorded history watermarks; cannot be regenerated")
+    asset = next((a for a in reg.assets if a.id == m.get("asset")), None)
+    if asset is None:
+        raise ValueError(f"{folder}: asset {m.get('asset')!r} is not in the registry")
+    fields = {f.name for f in dataclasses.fields(ModelParams)}
+    params = ModelParams(**{k: _tuples(v) for k, v in m.get("model", {}).items() if k in fields})
+    series = []
+    for mk in markets_for(asset, stored_pairs(store)):
+        w = marks.get(mk.key)
+        if w is None:
+            continue  # a market added after the snapshot
+        s = load_market(store, mk)
+        series.append(dataclasses.replace(
+            s, candles=_cut(s.candles, w.get("first_ms"), w.get("candles_ms")),
+            oi=_cut(s.oi, None, w.get("oi_ms")), funding=_cut(s.funding, None, w.get("candles_ms")),
+            liquidations=_cut(s.liquidations, None, w.get("candles_ms"))))
+    missing = sorted(set(marks) - {s.market.key for s in series})
+    if missing:
+        raise ValueError(f"{folder}: the store has no data for {', '.join(missing)}; run `liqmap restore` first")
+    view = asset_view(asset, params, series, [])
+    return files.output_files(tables(view))
+
+
+def verify(folder, reg, store) -> list[str]:
+    """Problems of a snapshot: stored files against the manifest, and recomputed outputs against their sha256."""
+    return files.verify(folder) + files.check_outputs(folder, regenerate(folder, reg, store))
+
+
+def thin(dp, asset_ids, now) -> list:
+    """Thin every asset's snapshots (:func:`pipeline.snapshots.files.thin`); returns the folders removed."""
+    return [p for a in asset_ids for p in files.thin(dp.snapshots, a, now)]
 
 
 def run(chosen, reg, dp, report: BuildReport) -> None:

@@ -1,43 +1,48 @@
-"""The store's raw history as Parquet partitions: the durable copy of what was collected.
+"""The store's raw history as Parquet files: the durable copy of what was collected, built for years.
 
 The DuckDB file is a cache that can be thrown away; the history directory
 (``data/history`` by default, committed to the ``data`` branch by the publish
-workflow) is the record. Layout, one file per partition::
+workflow) is the record. It is append-only and compacted, in three tiers::
 
-    history/<table>/exchange=<exchange>/instrument=<instrument>/date=<YYYY-MM-DD>/part.parquet
-    history/raw_fx_rates/part.parquet            (small, unpartitioned)
+    history/<table>/run=<YYYYMMDDTHHMMSSffffffZ>/part.parquet    one export's new or changed rows (all markets)
+    history/<table>/date=<YYYY-MM-DD>/part.parquet                one day of the current month (all markets)
+    history/<table>/exchange=<exchange>/month=<YYYY-MM>/part.parquet   one closed month of one exchange
+    history/raw_fx_rates/part.parquet                             (small, unpartitioned, rewritten when it changes)
 
-``raw_source_runs`` is partitioned by the day the run started.
+Older data branches hold ``<table>/exchange=<e>/instrument=<i>/date=<day>/part.parquet`` (one file per
+market and day): they are still read, and compaction folds them into the tiers above.
 
-Design choices, each for a reason:
+* **Append-only.** :func:`export` writes only the rows the history lacks or holds with other values, as
+  one new ``run=`` file per table; an unchanged store writes nothing. Nothing is ever rewritten in place
+  except by compaction, and no file is deleted before its rows are in the file that replaces it.
+* **Compaction** (:mod:`pipeline.store.compaction`, run by every export): ``run=`` files of earlier UTC days are folded
+  into day files (current month) or month files (closed months); day files of closed months into
+  month files. A year of 20 assets is then a few hundred files.
+* **Precedence.** A key may be in several files (a value revised by a later run): the newest tier wins
+  (month < legacy day < day < run, runs by time stamp). Restore and compaction apply the same rule, so
+  restore after compaction equals restore before.
+* Bytes are deterministic (rows in primary-key order, fixed writer options).
+* ``run_id`` and ``started_at`` place ``raw_source_runs`` rows like ``ts`` places the others.
+* Exchange and instrument names are validated before they become directory names or are exported;
+  restore re-validates the directory names and checks every row belongs to the file it was found in.
+* A broken file (truncated, corrupt, wrong schema, NULL keys) never stops restore or export: it is moved
+  aside into ``history/quarantine/`` (same relative path, a time stamp and a ``.txt`` saying why),
+  reported in one line, and the rest carries on; export then writes the rows the store still holds again.
 
-* Bytes are deterministic (rows in primary-key order, fixed writer options), so
-  re-exporting an unchanged day produces the same file and git sees no change.
-* A partition is rewritten only when its *content* changed: identical bytes are
-  skipped without parsing; differing bytes with equal rows (e.g. after a
-  pyarrow upgrade changed the ``created_by`` string) are left alone too.
-* Export never deletes history: rows already in a partition that the store
-  does not hold (a fresh cache, a shortened collection window) are kept and
-  merged with the store's rows, the store winning on equal primary keys.
-* Exchange and instrument names are validated before they become directory
-  names; restore re-validates the directory names and checks every row
-  belongs to the partition it was found in.
-* A broken partition (truncated, corrupt, wrong schema, NULL keys) never stops restore or export: it is moved aside into
-  ``history/quarantine/`` (same relative path, a time stamp and a ``.txt``
-  saying why), reported in one line, and the rest carries on; export then
-  writes the partition again from the store's rows.
+One piece: the file format, its validation and every reader and writer of it must change together.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -185,42 +190,173 @@ def _read_partition(path: Path) -> pa.Table:
         raise HistoryError(f"unreadable Parquet ({_why(exc)})") from None
 
 
+# -- the files of a history -------------------------------------------------------------
+
+RUN_STAMP = "%Y%m%dT%H%M%S%fZ"
+_RUN = re.compile(r"^\d{8}T\d{12}Z$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+# Precedence of the tiers (higher wins on equal keys); runs add their order.
+RANK = {"month": 0, "legacy": 1, "day": 2, "run": 3}
+
+
+@dataclass(frozen=True)
+class HistoryFile:
+    """One file of the history: its tier, where its rows must belong, and its precedence."""
+
+    table: str
+    path: Path
+    tier: str  # month | legacy | day | run | flat
+    exchange: str | None = None
+    instrument: str | None = None
+    period: str | None = None  # YYYY-MM (month), YYYY-MM-DD (day, legacy) or the run stamp
+    rank: int = 0
+
+
+def month_path(root: Path, table: str, exchange: str, month: str) -> Path:
+    if table not in PARTITIONED or not isinstance(month, str) or not _MONTH.match(month):
+        raise HistoryError(f"bad month partition {table!r} {month!r}")
+    return Path(root) / table / f"exchange={_safe_exchange(exchange)}" / f"month={month}" / PART_FILE
+
+
+def day_path(root: Path, table: str, date: str) -> Path:
+    if table not in PARTITIONED or not isinstance(date, str) or not _DATE.match(date):
+        raise HistoryError(f"bad day partition {table!r} {date!r}")
+    return Path(root) / table / f"date={date}" / PART_FILE
+
+
+def run_path(root: Path, table: str, stamp: str) -> Path:
+    if table not in PARTITIONED or not _RUN.match(stamp):
+        raise HistoryError(f"bad run partition {table!r} {stamp!r}")
+    return Path(root) / table / f"run={stamp}" / PART_FILE
+
+
+def _parse_file(root: Path, table: str, f: Path) -> HistoryFile:
+    rel = f.relative_to(Path(root) / table).parts
+    if table not in PARTITIONED:
+        if rel != (PART_FILE,):
+            raise HistoryError(f"unexpected history file {f}")
+        return HistoryFile(table, f, "flat")
+    if rel[-1] != PART_FILE or len(rel) not in (2, 3, 4):
+        raise HistoryError(f"unexpected history file {f}")
+    parts = {}
+    for part in rel[:-1]:
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("exchange", "instrument", "date", "month", "run") or key in parts:
+            raise HistoryError(f"unexpected history folder {part!r} in {f}")
+        parts[key] = value
+    shape = tuple(parts)
+    if shape == ("run",) and _RUN.match(parts["run"]):
+        return HistoryFile(table, f, "run", period=parts["run"])
+    if shape == ("date",) and _DATE.match(parts["date"]):
+        return HistoryFile(table, f, "day", period=parts["date"], rank=RANK["day"])
+    if shape == ("exchange", "month") and _MONTH.match(parts["month"]):
+        return HistoryFile(table, f, "month", _safe_exchange(parts["exchange"]), period=parts["month"])
+    if shape == ("exchange", "instrument", "date"):
+        if not _DATE.match(parts["date"]):
+            raise HistoryError(f"bad partition date in {f}")
+        return HistoryFile(table, f, "legacy", _safe_exchange(parts["exchange"]), safe_instrument(parts["instrument"]),
+                           parts["date"], RANK["legacy"])
+    raise HistoryError(f"unexpected history file {f}")
+
+
+def history_files(src: Path) -> dict[str, list[HistoryFile]]:
+    """The files under ``src`` per table, in precedence order (months, legacy days, days, runs by stamp)."""
+    out = {}
+    for table in TABLES:
+        base = Path(src) / table
+        found = [_parse_file(src, table, f) for f in sorted(base.rglob(PART_FILE))] if base.is_dir() else []
+        found.sort(key=lambda h: (RANK.get(h.tier, 0), h.period or "", str(h.path)))
+        runs = [h for h in found if h.tier == "run"]
+        found = [h for h in found if h.tier != "run"] + [
+            HistoryFile(h.table, h.path, h.tier, period=h.period, rank=RANK["run"] + i) for i, h in enumerate(runs)]
+        out[table] = found
+    return out
+
+
+def _when_column(table: str) -> str:
+    return "started_at" if table == "raw_source_runs" else "ts"
+
+
+def _check_rows(table: str, h: HistoryFile, tbl: pa.Table) -> None:
+    """Every row of a file must belong to it (a hand-edited file could smuggle rows elsewhere)."""
+    if h.tier in ("run", "flat") or tbl.num_rows == 0:
+        return
+    fmt = "%Y-%m" if h.tier == "month" else "%Y-%m-%d"
+    ok = pc.equal(pc.strftime(tbl.column(_when_column(table)), format=fmt), h.period)
+    if h.exchange is not None:
+        ok = pc.and_(ok, pc.equal(tbl.column("exchange"), h.exchange))
+    if h.instrument is not None:
+        ok = pc.and_(ok, pc.equal(tbl.column("instrument"), h.instrument))
+    if not pc.all(ok).as_py():
+        raise HistoryError(f"{h.path}: holds rows of another exchange, instrument or day")
+
+
+def _check_keys(table: str, tbl: pa.Table) -> None:
+    for k in KEYS[table]:
+        if tbl.column(k).null_count:
+            raise HistoryError(f"NULL in key column {k!r}")
+
+
+def _check_names(tbl: pa.Table) -> None:
+    for col, check in (("exchange", _safe_exchange), ("instrument", safe_instrument)):
+        if col in tbl.column_names:
+            for name in pc.unique(tbl.column(col)).to_pylist():
+                check(name)
+
+
+def _load_file(h: HistoryFile, schema: pa.Schema) -> pa.Table:
+    """A validated file's rows with ``schema``; HistoryError says why it cannot be used."""
+    tbl = _align(h.table, _read_partition(h.path), schema)
+    _check_keys(h.table, tbl)
+    return tbl
+
+
+def _dedupe(table: str, tbl: pa.Table) -> pa.Table:
+    """One row per key, the one with the highest ``_rank``; sorted by key, ``_rank`` dropped."""
+    keys = KEYS[table]
+    t = tbl.take(pc.sort_indices(tbl, [(k, "ascending") for k in keys] + [("_rank", "descending")]))
+    n = t.num_rows
+    keep = np.ones(n, dtype=bool)
+    if n > 1:
+        same = None
+        for k in keys:
+            col = t.column(k).combine_chunks()
+            eq = pc.equal(col.slice(1), col.slice(0, n - 1))
+            same = eq if same is None else pc.and_(same, eq)
+        keep[1:] = ~same.to_numpy(zero_copy_only=False)
+    return t.filter(pa.array(keep)).drop_columns(["_rank"])
+
+
+def _ranked(tbl: pa.Table, rank: int) -> pa.Table:
+    return tbl.append_column("_rank", pa.array(np.full(tbl.num_rows, rank, dtype=np.int64)))
+
+
+# -- export ----------------------------------------------------------------------------
+
+
 @dataclass
 class ExportReport:
     root: Path
-    changed: list[Path] = field(default_factory=list)  # written (new or different content)
-    unchanged: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)  # partitions skipped (unsafe names)
-    repaired: list[str] = field(default_factory=list)  # broken partitions moved aside and written again
+    changed: list[Path] = field(default_factory=list)  # files written (new runs, compacted files)
+    unchanged: int = 0  # tables with nothing new
+    rows: dict[str, int] = field(default_factory=dict)  # rows in the store per table
+    new_rows: dict[str, int] = field(default_factory=dict)  # rows appended per table
+    removed: list[Path] = field(default_factory=list)  # files folded away by compaction
+    errors: list[str] = field(default_factory=list)  # rows skipped (unsafe names)
+    repaired: list[str] = field(default_factory=list)  # broken files moved aside (their rows written again)
 
 
-def _partitions(tbl: pa.Table) -> Iterable[tuple[str, str, str, int, int]]:
-    """(exchange, instrument, date, start, stop) runs of a table sorted by those three columns."""
-    n = tbl.num_rows
-    if n == 0:
-        return
-    ex = tbl.column("exchange").to_numpy(zero_copy_only=False).astype(object)
-    ins = tbl.column("instrument").to_numpy(zero_copy_only=False).astype(object)
-    day = tbl.column("_date").to_numpy(zero_copy_only=False).astype(object)
-    change = np.ones(n, dtype=bool)
-    change[1:] = (ex[1:] != ex[:-1]) | (ins[1:] != ins[:-1]) | (day[1:] != day[:-1])
-    starts = np.flatnonzero(change).tolist() + [n]
-    for a, b in zip(starts, starts[1:]):
-        yield ex[a], ins[a], day[a], a, b
-
-
-def _write_if_changed(table: str, path: Path, new: pa.Table, report: ExportReport) -> None:
+def _write_flat(table: str, path: Path, new: pa.Table, report: ExportReport) -> None:
+    """The small unpartitioned table: merged with what is there (never dropping rows), rewritten if it changed."""
     data = parquet_bytes(new)
     if path.exists():
         current = path.read_bytes()
-        if current == data:  # the common case: an unchanged day, no parsing needed
+        if current == data:
             report.unchanged += 1
             return
         try:
             old = _align(table, _read_partition(path), new.schema)
         except HistoryError as exc:
-            # The committed file is broken: keep it aside, write the partition again from the store.
             dest = quarantine_file(report.root, path, str(exc))
             _atomic_write(path, data)
             report.changed.append(path)
@@ -229,7 +365,7 @@ def _write_if_changed(table: str, path: Path, new: pa.Table, report: ExportRepor
             return
         merged = _merge(table, new, old)
         if merged.equals(old) and pq.read_schema(io.BytesIO(current)).names == new.schema.names:
-            report.unchanged += 1  # same rows, other writer version: keep the committed bytes
+            report.unchanged += 1
             return
         data = parquet_bytes(merged)
     _atomic_write(path, data)
@@ -251,34 +387,151 @@ def _without_sample(tbl: pa.Table) -> pa.Table:
     return tbl.filter(keep)
 
 
-def export(store: Store, dest: Path | None = None) -> ExportReport:
-    """Write every raw table as Parquet partitions under ``dest``; rewrite only changed partitions."""
-    # Default: the history folder beside the store's database (the same data directory).
-    dest = Path(dest) if dest is not None else paths.DataPaths(store.path.parent).history
-    report = ExportReport(root=dest)
-    seen_lower: dict[str, str] = {}
-    for table in TABLES:
-        tbl = _without_sample(store.con.sql(sql("history", f"export_{table}")).to_arrow_table())
-        report.rows[table] = tbl.num_rows
-        if table not in PARTITIONED:
-            if tbl.num_rows:
-                _write_if_changed(table, partition_path(dest, table), tbl, report)
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise HistoryError(f"unexpected column name {name!r} in the store's catalogue")
+    return f'"{name}"'
+
+
+def _store_columns(store: Store, table: str) -> list[str]:
+    rows = store.con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+                             [table]).fetchall()
+    return [r[0] for r in rows]
+
+
+def _usable(files: list[HistoryFile], schema: pa.Schema, report: ExportReport) -> list[HistoryFile]:
+    """The files whose footer reads and whose columns fit; the others are moved aside (their rows,
+    where the store still holds them, are then written again as new rows)."""
+    ok = []
+    for h in files:
+        try:
+            got = pq.read_schema(h.path)
+            for f in schema:
+                if f.name in got.names and not _castable(got.field(f.name).type, f.type):
+                    raise HistoryError(f"{h.table}: existing partition has an incompatible schema: "
+                                       f"{f.name} is {got.field(f.name).type}, not {f.type}")
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            why = str(exc) if isinstance(exc, HistoryError) else f"unreadable Parquet ({_why(exc)})"
+            dest = quarantine_file(report.root, h.path, why)
+            report.repaired.append(f"{h.path}: {why}; moved to {dest}; the store's rows it held are written again "
+                                   "(rows only in the old file are in the moved copy)")
             continue
-        for exchange, instrument, day, a, b in _partitions(tbl):
-            try:
-                path = partition_path(dest, table, exchange, instrument, day)
-            except HistoryError as exc:
-                report.errors.append(f"{table}: {exc}; {b - a} rows not exported")
-                continue
-            # Two instruments differing only in case would share a folder on
-            # macOS/Windows checkouts of the data branch.
-            low = str(path.relative_to(dest)).lower()
-            if seen_lower.setdefault(low, str(path)) != str(path):
-                report.errors.append(f"{table}: {path} collides with {seen_lower[low]} on case-insensitive filesystems")
-                continue
-            part = tbl.slice(a, b - a).drop_columns(["_date"])
-            _write_if_changed(table, path, part, report)
+        ok.append(h)
+    return ok
+
+
+def _castable(a: pa.DataType, b: pa.DataType) -> bool:
+    if a == b:
+        return True
+    num = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)  # noqa: E731
+    return (num(a) and num(b)) or (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)) or \
+        (pa.types.is_string(a) or pa.types.is_large_string(a)) and (pa.types.is_string(b) or pa.types.is_large_string(b))
+
+
+def _new_rows(store: Store, table: str, files: list[HistoryFile]) -> pa.Table:
+    """The store's rows of ``table`` that the history (``files``) lacks or holds with other values."""
+    cols = _store_columns(store, table)
+    if not files:
+        return store.con.sql(f'SELECT {", ".join(map(_ident, cols))} FROM "{table}"').to_arrow_table()
+    names = [str(h.path) for h in files]
+    ranks = pa.table({"filename": names, "rank": [h.rank for h in files]})
+    have = {r[0] for r in store.con.execute("DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
+                                            {"files": names}).fetchall()}
+    hist_cols = [_ident(c) if c in have else f"NULL AS {_ident(c)}" for c in cols]
+    text = sql("templates", "new_rows").format(table=table, columns=", ".join(map(_ident, cols)),
+                                                hist_columns=", ".join(hist_cols),
+                                                keys=", ".join(_ident(k) for k in KEYS[table]))
+    store.con.register("history_ranks", ranks)
+    try:
+        return store.con.sql(text, params={"files": names}).to_arrow_table()
+    finally:
+        store.con.unregister("history_ranks")
+
+
+def _safe_rows(table: str, tbl: pa.Table, report: ExportReport) -> pa.Table:
+    """Leave out (and report) rows whose exchange or instrument name could not become a path."""
+    if tbl.num_rows == 0:
+        return tbl
+    bad_ex = [e for e in pc.unique(tbl.column("exchange")).to_pylist() if not _is_safe(_safe_exchange, e)]
+    bad_in = [i for i in pc.unique(tbl.column("instrument")).to_pylist() if not _is_safe(safe_instrument, i)]
+    if not bad_ex and not bad_in:
+        return tbl
+    drop = pc.or_(pc.is_in(tbl.column("exchange"), pa.array(bad_ex, pa.string())),
+                  pc.is_in(tbl.column("instrument"), pa.array(bad_in, pa.string())))
+    for name in bad_ex + bad_in:
+        n = pc.sum(pc.or_(pc.equal(tbl.column("exchange"), name), pc.equal(tbl.column("instrument"), name))).as_py()
+        report.errors.append(f"{table}: unsafe exchange or instrument name for a path component: {name!r}; "
+                             f"{n} rows not exported")
+    return tbl.filter(pc.invert(drop))
+
+
+def _is_safe(check, name) -> bool:
+    try:
+        check(name)
+        return True
+    except HistoryError:
+        return False
+
+
+def export(store: Store, dest: Path | None = None, *, now: dt.datetime | None = None) -> ExportReport:
+    """Append the store's new or changed rows to the history under ``dest`` (one ``run=`` file per
+    table). Writes nothing when the history already holds every row. ``liqmap export`` then compacts."""
+    dest = Path(dest) if dest is not None else paths.DataPaths(store.path.parent).history
+    now = _now(now)
+    report = ExportReport(root=dest)
+    stamp = now.strftime(RUN_STAMP)
+    listing = history_files(dest) if dest.is_dir() else {t: [] for t in TABLES}
+    for table in TABLES:
+        schema = _store_schema(store, table)
+        if table not in PARTITIONED:
+            tbl = _without_sample(store.con.sql(sql("history", f"export_{table}")).to_arrow_table())
+            report.rows[table] = tbl.num_rows
+            if tbl.num_rows:
+                _write_flat(table, partition_path(dest, table), tbl, report)
+            continue
+        report.rows[table] = _without_sample(store.con.sql(f'SELECT exchange, instrument FROM "{table}"')
+                                             .to_arrow_table()).num_rows
+        files = _usable(listing[table], schema, report)
+        try:
+            new = _new_rows(store, table, files)
+        except duckdb.Error:
+            # A file whose footer reads but whose pages do not: find it the slow way, move it aside, go on.
+            files = _readable(files, schema, report)
+            new = _new_rows(store, table, files)
+        new = _safe_rows(table, _without_sample(new), report)
+        report.new_rows[table] = new.num_rows
+        if new.num_rows == 0:
+            report.unchanged += 1
+            continue
+        path = run_path(dest, table, stamp)
+        _atomic_write(path, parquet_bytes(_sorted(table, new.cast(schema))))
+        report.changed.append(path)
     return report
+
+
+def _readable(files: list[HistoryFile], schema: pa.Schema, report: ExportReport) -> list[HistoryFile]:
+    ok = []
+    for h in files:
+        try:
+            _load_file(h, schema)
+        except HistoryError as exc:
+            dest = quarantine_file(report.root, h.path, str(exc))
+            report.repaired.append(f"{h.path}: {exc}; moved to {dest}; the store's rows it held are written again "
+                                   "(rows only in the old file are in the moved copy)")
+            continue
+        ok.append(h)
+    return ok
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
+
+
+# -- restore ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -287,48 +540,7 @@ class RestoreReport:
     files: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # rows read per table
     inserted: dict[str, int] = field(default_factory=dict)  # rows whose key was new to the store
-    quarantined: list[str] = field(default_factory=list)  # one line per broken partition moved aside
-
-
-def _parse_partition(root: Path, table: str, f: Path) -> tuple[str, str, str] | None:
-    rel = f.relative_to(root / table).parts
-    if table not in PARTITIONED:
-        if rel != (PART_FILE,):
-            raise HistoryError(f"unexpected history file {f}")
-        return None
-    if len(rel) != 4 or rel[-1] != PART_FILE:
-        raise HistoryError(f"unexpected history file {f}")
-    got = {}
-    for part, key in zip(rel[:3], ("exchange", "instrument", "date")):
-        prefix = f"{key}="
-        if not part.startswith(prefix):
-            raise HistoryError(f"unexpected history folder {part!r} in {f}")
-        got[key] = part[len(prefix):]
-    _safe_exchange(got["exchange"])
-    safe_instrument(got["instrument"])
-    if not _DATE.match(got["date"]):
-        raise HistoryError(f"bad partition date in {f}")
-    return got["exchange"], got["instrument"], got["date"]
-
-
-def _check_rows(table: str, f: Path, tbl: pa.Table, where: tuple[str, str, str]) -> None:
-    """Every row of a partition must belong to it (a hand-edited file could smuggle rows elsewhere)."""
-    exchange, instrument, day = where
-    when = "started_at" if table == "raw_source_runs" else "ts"
-    days = pc.strftime(tbl.column(when), format="%Y-%m-%d")
-    ok = pc.and_(pc.and_(pc.equal(tbl.column("exchange"), exchange), pc.equal(tbl.column("instrument"), instrument)),
-                 pc.equal(days, day))
-    if not pc.all(ok).as_py():
-        raise HistoryError(f"{f}: holds rows of another exchange, instrument or day")
-
-
-def history_files(src: Path) -> dict[str, list[Path]]:
-    """The partition files under ``src`` per table, in path order (deterministic restores)."""
-    out = {}
-    for table in TABLES:
-        base = Path(src) / table
-        out[table] = sorted(base.rglob(PART_FILE)) if base.is_dir() else []
-    return out
+    quarantined: list[str] = field(default_factory=list)  # one line per broken file moved aside
 
 
 def _store_schema(store: Store, table: str) -> pa.Schema:
@@ -336,53 +548,46 @@ def _store_schema(store: Store, table: str) -> pa.Schema:
     return store.con.sql(f'SELECT * FROM "{table}" LIMIT 0').to_arrow_table().schema
 
 
-def _check_keys(table: str, tbl: pa.Table) -> None:
-    for k in KEYS[table]:
-        if tbl.column(k).null_count:
-            raise HistoryError(f"NULL in key column {k!r}")
-
-
-def restore(store: Store, src: Path | None = None, batch_rows: int = 500_000) -> RestoreReport:
-    """Load every partition under ``src`` into ``store`` via ``Store.upsert`` (idempotent).
+def restore(store: Store, src: Path | None = None, batch_rows: int = 2_000_000) -> RestoreReport:
+    """Load every file under ``src`` into ``store`` via ``Store.upsert`` (idempotent).
 
     Files are validated (names, readability, schema, keys, row placement) before
     anything is loaded from them; a file that fails is moved aside
-    (:func:`quarantine_file`) and reported, and the rest is restored. Loads are
-    batched so a year of minute candles does not sit in memory.
+    (:func:`quarantine_file`) and reported, and the rest is restored. Files are loaded
+    in precedence order, batched, one key per batch (the higher tier winning), so a
+    compacted year loads in a few large batches and a revised value ends up as in the history.
     """
     src = Path(src) if src is not None else paths.DataPaths(store.path.parent).history
     report = RestoreReport(root=src)
     for table, files in history_files(src).items():
-        batch: list[pa.Table] = []
-        pending = 0
         report.rows[table] = 0
         report.inserted[table] = 0
+        schema = _store_schema(store, table)
+        batch: list[pa.Table] = []
+        pending = 0
 
         def flush() -> None:
             nonlocal batch, pending
             if batch:
-                res = store.upsert(table, pa.concat_tables(batch, promote_options="default"))
-                report.inserted[table] += res.inserted
+                rows = _dedupe(table, pa.concat_tables(batch)) if len(batch) > 1 else batch[0].drop_columns(["_rank"])
+                report.inserted[table] += store.upsert(table, rows).inserted
             batch, pending = [], 0
 
-        schema = _store_schema(store, table)
-        for f in files:
-            where = _parse_partition(src, table, f)
+        for h in files:
             try:
-                tbl = _align(table, _read_partition(f), schema)
-                _check_keys(table, tbl)
+                tbl = _load_file(h, schema)
             except HistoryError as exc:
                 why = str(exc)
-                dest = quarantine_file(src, f, why)
+                dest = quarantine_file(src, h.path, why)
                 report.quarantined.append(
-                    f"{f}: {why}; moved to {dest}; the rest was restored. `liqmap export` writes this partition "
-                    "again from the store; rows only in the moved file can be recovered from the data branch's history")
+                    f"{h.path}: {why}; moved to {dest}; the rest was restored. `liqmap export` writes its rows "
+                    "again from a store that holds them; rows only in the moved file can be recovered from the "
+                    "data branch's history")
                 continue
-            if where is not None:  # rows placed in another partition: a hand edit, not damage; stop
-                _check_rows(table, f, tbl, where)
+            _check_rows(table, h, tbl)  # rows placed in another partition: a hand edit, not damage; stop
             report.files += 1
             report.rows[table] += tbl.num_rows
-            batch.append(tbl)
+            batch.append(_ranked(tbl, h.rank))
             pending += tbl.num_rows
             if pending >= batch_rows:
                 flush()
