@@ -18,8 +18,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.store.history import (
-    PARTITIONED, HistoryError, HistoryFile, _atomic_write, _check_rows, _dedupe, _load_file, _now, _ranked,
-    _when_column, day_path, history_files, month_path, parquet_bytes, quarantine_file,
+    PARTITIONED,
+    HistoryError,
+    HistoryFile,
+    _atomic_write,
+    _check_rows,
+    _dedupe,
+    _load_file,
+    _now,
+    _ranked,
+    _when_column,
+    day_path,
+    history_files,
+    month_path,
+    parquet_bytes,
+    quarantine_file,
 )
 
 
