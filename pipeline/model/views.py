@@ -57,15 +57,6 @@ class MarketRun:
     def oi(self) -> dict[str, np.ndarray]:
         return self.series.oi
 
-    @property
-    def oi_first_ms(self) -> int | None:
-        t = self.oi["time_ms"]
-        return int(t.min()) if t.size else None
-
-    @property
-    def oi_last_ms(self) -> int | None:
-        t = self.oi["time_ms"]
-        return int(t.max()) if t.size else None
 
 
 @dataclass
@@ -241,22 +232,29 @@ def realized_in(runs: list[MarketRun], t0: int, t1: int) -> dict[str, np.ndarray
     return {k: np.asarray(a)[idx] for k, a in cat.items()}
 
 
-def current(runs: list[MarketRun], now_ms: int) -> dict[str, float]:
-    """Home-page figures: OI now and its change over 24 h (over markets with both values), funding now."""
-    at = np.array([now_ms - DAY_MS, now_ms], dtype=np.int64) + 1  # "before" is strict
-    oi = np.stack([indicators.at_column_ends(r.oi["time_ms"], r.oi["oi_usd"], at, OI_MAX_AGE_MS) for r in runs])
-    fund = np.array([indicators.at_column_ends(r.series.funding["time_ms"], r.funding_8h, at[1:],
-                                               r.funding_max_age_ms)[0]
-                     for r in runs])
-    both = np.isfinite(oi).all(axis=1)
-    change = oi[both, 1].sum() / oi[both, 0].sum() - 1.0 if both.any() and oi[both, 0].sum() > 0 else math.nan
-    now_oi = oi[:, 1]
-    return {"oi_usd": float(indicators.total(now_oi[:, None])[0]), "oi_change_24h": float(change),
-            "funding_8h": float(indicators.funding_across(fund[:, None], now_oi[:, None])[0])}
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
 
 
-def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSeries], status_rows: list[dict]) -> AssetView:
-    """The asset's page content from its markets' stored series (``pipeline.store.series``)."""
+def current(runs: list[MarketRun], fresh: list[dict], now_ms: int) -> dict[str, float]:
+    """Home-page figures of ``runs``: OI now and its change over 24 h (over the markets with both
+    values; both from the ``out_market_freshness`` mart), funding now (weighted by OI now)."""
+    oi_now = np.array([_num(f.get("oi_usd_now")) for f in fresh])
+    day_ago = np.array([_num(f.get("oi_usd_day_ago")) for f in fresh])
+    both = np.isfinite(oi_now) & np.isfinite(day_ago)
+    change = (oi_now[both].sum() / day_ago[both].sum() - 1.0
+              if both.any() and day_ago[both].sum() > 0 else math.nan)
+    fund = np.array([indicators.at_column_ends(r.series.funding["time_ms"], r.funding_8h, np.array([now_ms + 1]),
+                                               r.funding_max_age_ms)[0] for r in runs])
+    return {"oi_usd": float(indicators.total(oi_now[:, None])[0]), "oi_change_24h": float(change),
+            "funding_8h": float(indicators.funding_across(fund[:, None], oi_now[:, None])[0])}
+
+
+def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSeries], status_rows: list[dict],
+               freshness: dict[str, dict] | None = None) -> AssetView:
+    """The asset's page content from its markets' stored series (``pipeline.store.series``), the
+    source-status rows and each market's ``out_market_freshness`` row (keyed by market key; without
+    them, as when a snapshot is regenerated, the freshness table and current figures stay empty)."""
     view = AssetView(asset=asset)
     view.sources = [r for r in status_rows if r["asset"] == asset.id]
     view.markets = [s.market for s in series]
@@ -273,18 +271,19 @@ def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSe
     view.price_time_ms = int(pc["time_ms"][-1])
     view.first_ms = first_ms
 
-    for r in runs:
+    fresh = [(freshness or {}).get(r.market.key, {}) for r in runs]
+    for r, f in zip(runs, fresh):
         mk, c = r.market, r.candles
-        view.freshness.append({
-            "market": mk.title, "key": mk.key, "first_ms": int(c["time_ms"][0]), "last_ms": int(c["time_ms"][-1]),
-            "candles": int(c["time_ms"].size), "candle_s": r.series.candle_ms // 1000,
-            "oi_first_ms": r.oi_first_ms, "oi_last_ms": r.oi_last_ms,
-            **current([r], last_ms + candle_ms),
-        })
+        if freshness is not None:
+            view.freshness.append({
+                "market": mk.title, "key": mk.key, "first_ms": f["first_ms"], "last_ms": f["last_ms"],
+                "candles": f["candles"], "candle_s": f["candle_s"], "oi_first_ms": f["oi_first_ms"],
+                "oi_last_ms": f["oi_last_ms"], **current([r], [f], last_ms + candle_ms),
+            })
         if mk.is_sample:
             view.sample = {
                 "first_ms": int(c["time_ms"][0]), "last_ms": int(c["time_ms"][-1]),
-                "jpy_per_usd": JPY_PER_USD, "oi_first_ms": r.oi_first_ms, "oi_last_ms": r.oi_last_ms,
+                "jpy_per_usd": JPY_PER_USD, "oi_first_ms": f.get("oi_first_ms"), "oi_last_ms": f.get("oi_last_ms"),
             }
 
     clusters_by_tf: dict[str, list[levels.Cluster]] = {}
@@ -334,8 +333,9 @@ def asset_view(asset: registry.Asset, params: ModelParams, series: list[MarketSe
             name=tf, label=label, partial=partial, t0_ms=t0, t1_ms=int(ends[-1]), col_end_ms=ends,
             price_edges=edges, grid=grid, clusters=found, maps=maps,
         ))
-    for k, v in current(runs, last_ms + candle_ms).items():
-        setattr(view, k, v)
+    if freshness is not None:
+        for k, v in current(runs, fresh, last_ms + candle_ms).items():
+            setattr(view, k, v)
     scored = levels.confluence(clusters_by_tf)
     for tv in view.timeframes:
         tv.clusters = scored[tv.name]

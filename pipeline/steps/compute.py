@@ -10,12 +10,12 @@ import time
 from pipeline import paths
 from pipeline.markets import markets_for
 from pipeline.model.params import ModelParams
-from pipeline.model.views import AssetView, asset_view
+from pipeline.model.views import OI_MAX_AGE_MS, AssetView, asset_view
 from pipeline.steps.backtest import run_for_asset
 from pipeline.steps.report import BuildReport
 from pipeline.store.db import open_store
 from pipeline.store.sample import load_if_empty
-from pipeline.store.series import load_market, stored_pairs
+from pipeline.store.series import freshness, load_market, stored_pairs
 
 
 def run(reg, chosen, dp, strict: bool, report: BuildReport) -> dict[str, dict]:
@@ -36,7 +36,7 @@ def run(reg, chosen, dp, strict: bool, report: BuildReport) -> dict[str, dict]:
             try:
                 series = [load_market(store, mk) for mk in markets_for(a, stored)]
                 params = ModelParams.from_asset(a, reg.settings_for(a))
-                view = asset_view(a, params, series, status_rows)
+                view = asset_view(a, params, series, status_rows, freshness(store, series, OI_MAX_AGE_MS))
             except Exception as exc:
                 if strict:
                     raise

@@ -82,6 +82,7 @@ class Store:
             self.con.execute("SET TimeZone = 'UTC'").fetchall()
             if not read_only:
                 self.ensure_schema()
+            self._prep_views()
         except (duckdb.Error, OSError) as exc:
             self.con.close()
             raise _open_error(self.path, exc) from None
@@ -98,6 +99,9 @@ class Store:
     def ensure_schema(self) -> None:
         for f in sorted((paths.SQL_DIR / "schema").glob("*.sql")):
             self.con.execute(f.read_text(encoding="utf-8")).fetchall()
+
+    def _prep_views(self) -> None:
+        self.con.execute(sql("prep", "views")).fetchall()
 
     # -- writes -----------------------------------------------------------
     def upsert(self, table: str, rows: pa.Table | dict) -> LoadResult:
@@ -193,6 +197,10 @@ class Store:
     def query(self, name: str, **params) -> pa.Table:
         """Run ``sql/queries/<name>.sql`` with named parameters; return an Arrow table."""
         return self.con.sql(sql("queries", name), params=params or None).to_arrow_table()
+
+    def mart(self, name: str, **params) -> list[dict]:
+        """Rows of ``sql/marts/<name>.sql`` (an ``out_*`` query of the derived layer) with named parameters."""
+        return self.con.sql(sql("marts", name), params=params or None).to_arrow_table().to_pylist()
 
     def arrays(self, name: str, **params) -> dict[str, np.ndarray]:
         """Like :meth:`query`, as a dict of numpy arrays (NULL -> NaN for numbers)."""
