@@ -117,8 +117,8 @@ OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t 
   return t.offsetParent !== null && (t.getBoundingClientRect().right > article.right + 1
     || (wrap && wrap.scrollWidth > wrap.clientWidth + 1));
 }).map(t => t.innerText.slice(0, 60))"""
-IMAGE_OK = """() => [...document.querySelectorAll('.liqmap-snapmap img')].map(i => {
-  i.scrollIntoView(); return i.complete && i.naturalWidth === 240 && i.getBoundingClientRect().width >= 200; })"""
+IMAGE_OK = """() => [...document.querySelectorAll('.liqmap-snapmap img')].map(i =>
+  i.complete && i.naturalWidth === 240 && i.naturalHeight === 200 && i.getBoundingClientRect().width >= 200)"""
 
 
 def _fits(pg):
@@ -126,8 +126,16 @@ def _fits(pg):
     assert pg.evaluate(OVERFLOWING) == []
 
 
+def _step(pg, rel: str, stamp: str):
+    """Follow the previous/next link; instant navigation swaps the content after the URL changes."""
+    pg.locator(f".liqmap-snapnav [rel={rel}]").click()
+    pg.wait_for_url(f"**/archive/btc/{stamp}/")
+    pg.wait_for_selector(f'.liqmap-snapmap img[src$="{stamp}/map.png"]', state="attached")
+
+
 def _image(pg):
-    pg.wait_for_function("() => [...document.querySelectorAll('.liqmap-snapmap img')].every(i => i.complete)")
+    pg.locator(".liqmap-snapmap img").scroll_into_view_if_needed()  # it loads lazily
+    pg.wait_for_function("() => [...document.querySelectorAll('.liqmap-snapmap img')].every(i => i.naturalWidth > 0)")
     assert pg.evaluate(IMAGE_OK) == [True]
 
 
@@ -154,14 +162,12 @@ def test_archive_pages_step_through_time(browser, archive_site, width):
         assert "There is no snapshot from 12 to 36 hours" not in pg.content()
         assert pg.locator(".liqmap-snapnav [rel=next]").count() == 0
         # Previous: the middle snapshot's page, with its own image and both neighbours.
-        pg.locator(".liqmap-snapnav [rel=prev]").click()
-        pg.wait_for_url(f"**/archive/btc/{middle}/")
+        _step(pg, "prev", middle)
         _image(pg)
         _fits(pg)
         assert pg.locator(f'.liqmap-snapmap img[src$="{middle}/map.png"]').count() == 1
         assert pg.locator(".liqmap-snapnav [rel=next]").get_attribute("href").endswith(f"{newest}/")
-        pg.locator(".liqmap-snapnav [rel=prev]").click()
-        pg.wait_for_url(f"**/archive/btc/{oldest}/")
+        _step(pg, "prev", oldest)
         _image(pg)
         _fits(pg)
         # The oldest: nothing 12-36 h before it, so a plain sentence instead of the table; no previous.
@@ -172,8 +178,7 @@ def test_archive_pages_step_through_time(browser, archive_site, width):
         details = pg.locator("table", has_text="liqmap version").inner_text()
         assert "Input data" in details and "Model: leverage" in details and "$" in details
         assert "{" not in details and '"' not in details
-        pg.locator(".liqmap-snapnav [rel=next]").click()
-        pg.wait_for_url(f"**/archive/btc/{middle}/")
+        _step(pg, "next", middle)
         assert pg.locator(".liqmap-moves table").count() == 1  # 28 h after the oldest: compared
         assert not pg.errors, pg.errors
 
