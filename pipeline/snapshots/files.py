@@ -6,6 +6,8 @@ A snapshot is one folder per asset and time::
         <table>.csv  <table>.json  <table>.parquet     (one trio per kept table: the key levels)
         meta.json       model parameters, liqmap version, each market's history watermark, timeframes, ...
         manifest.json   sha256, size and row count of every output + per-table statistics
+        map.png         optional: files the writer was given as they are (``extra_files``), listed in the
+                        manifest with their sha256 and under ``extra_files``
 
 A snapshot keeps only what is small and cannot be recomputed: the metadata, the key
 levels and the sha256 of every output. Outputs that are recomputed from the immutable
@@ -62,6 +64,7 @@ _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z$")
 # Table names become file names; timeframes like 1M need capitals.
 _TABLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RESERVED = {"meta", "manifest"}
+_EXTRA = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.png$")  # extra files: images only
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
 FORMATS = ("csv", "json", "parquet")
@@ -307,14 +310,27 @@ def _entry(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any]) -> dict[str, bytes]:
-    """Every stored file of a snapshot, name -> bytes (pure: nothing touches the disk)."""
+def _check_extra(extra_files: Mapping[str, bytes], outputs: Mapping[str, bytes]) -> None:
+    for name, data in extra_files.items():
+        if (not isinstance(name, str) or not _EXTRA.match(name) or name in outputs
+                or name in (META_FILE, MANIFEST_FILE)):
+            raise SnapshotError(f"unsafe or reserved extra file name: {name!r}")
+        if not isinstance(data, bytes):
+            raise SnapshotError(f"extra file {name!r} must be bytes, got {type(data).__name__}")
+
+
+def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any],
+                   extra_files: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
+    """Every stored file of a snapshot, name -> bytes (pure: nothing touches the disk).
+    ``extra_files`` (name -> bytes, e.g. the map image) are stored as given and listed in the manifest."""
     paths.safe_name(asset_id)
     _check_tables(tables)
     when = utc(taken_at).replace(second=0, microsecond=0)
     outputs = output_files(tables)
+    extra_files = dict(extra_files or {})
+    _check_extra(extra_files, outputs)
     rows = {n: tables[n.rsplit(".", 1)[0]].num_rows for n in outputs}
-    files = {n: b for n, b in outputs.items() if not recomputed(n.rsplit(".", 1)[0])}
+    files = {n: b for n, b in outputs.items() if not recomputed(n.rsplit(".", 1)[0])} | extra_files
     full_meta = {
         **_jsonable(dict(meta)),
         "format": FORMAT,
@@ -330,20 +346,21 @@ def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta
         "files": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(files.items())},
         # Outputs rebuilt from the history on demand (`liqmap snapshot verify`): not in the folder.
         "recomputed": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(outputs.items()) if n not in files},
+        **({"extra_files": sorted(extra_files)} if extra_files else {}),
     }
     files[MANIFEST_FILE] = _dump_json(manifest)
     return files
 
 
 def write_snapshot(snapshots_root: Path, asset_id: str, taken_at, tables: Mapping[str, pa.Table],
-                   meta: Mapping[str, Any]) -> Path:
+                   meta: Mapping[str, Any], extra_files: Mapping[str, bytes] | None = None) -> Path:
     """Write ``snapshots_root/<asset>/<YYYY-MM-DDTHHMMZ>/`` and return the folder.
 
     Rewriting identical content is a no-op; different content for an existing
     folder raises :class:`SnapshotExistsError`. The folder appears atomically
     (written under a temporary name, then renamed), and files are read-only.
     """
-    files = snapshot_files(asset_id, taken_at, tables, meta)
+    files = snapshot_files(asset_id, taken_at, tables, meta, extra_files)
     folder = Path(snapshots_root) / paths.safe_name(asset_id) / stamp(taken_at)
     if folder.exists():
         existing = {p.name for p in folder.iterdir()}
@@ -437,7 +454,7 @@ def check_outputs(folder: Path, outputs: Mapping[str, bytes]) -> list[str]:
         elif hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             problems.append(f"{Path(folder).name}/{name}: regenerated from the history, sha256 differs from the "
                             "manifest's")
-    for name in sorted(set(listed) - set(outputs) - {META_FILE}):
+    for name in sorted(set(listed) - set(outputs) - {META_FILE} - set(manifest.get("extra_files", []))):
         problems.append(f"{Path(folder).name}/{name}: in the manifest, not regenerated")
     return problems
 

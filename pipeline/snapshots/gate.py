@@ -139,7 +139,7 @@ class Published:
 
 
 def publish(snapshots_root: Path, asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any],
-            *, limits: GateLimits = GateLimits()) -> Published:
+            *, limits: GateLimits = GateLimits(), extra_files: Mapping[str, bytes] | None = None) -> Published:
     """Gate a candidate against the asset's previous snapshot; write it only if it passes.
 
     A held-back candidate is not written, so the next run still compares with
@@ -150,7 +150,7 @@ def publish(snapshots_root: Path, asset_id: str, taken_at, tables: Mapping[str, 
     problems = gate(previous, candidate, limits=limits, asset_id=asset_id)
     if problems:
         return Published(None, previous, problems)
-    return Published(write_snapshot(snapshots_root, asset_id, taken_at, tables, meta), previous, [])
+    return Published(write_snapshot(snapshots_root, asset_id, taken_at, tables, meta, extra_files), previous, [])
 
 
 def gate_missing(snapshots_root: Path, built: Iterable[str], asset_ids: Iterable[str]) -> list[str]:

@@ -8,6 +8,11 @@ The meta records what regenerating needs: the parameters, the code version and e
 market's history watermark (its last candle and open-interest times). :func:`regenerate`
 rebuilds the recomputed outputs (grids, book, windows) from the store restored from the
 history, cut at those watermarks, and :func:`verify` checks them against the manifest's sha256.
+
+Each snapshot also stores its map as a small image (:func:`map_image`: the 24 h window, so
+consecutive daily snapshots tile time without gaps), which the archive pages show; ``meta["map"]``
+says what it covers. It is a picture of the regenerable grid, so it is stored, not verified by
+regeneration (its sha256 is in the manifest like every stored file).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.model.params import ModelParams
 from pipeline.model.views import AssetView, binned_book, grid_table
+from pipeline.render.charts import colour
 from pipeline.snapshots import files, gate
 from pipeline.steps.report import BuildReport
 
@@ -50,6 +57,38 @@ def meta(view: AssetView, reg) -> dict:
         "watermarks": {f["key"]: {"first_ms": f["first_ms"], "candles_ms": f["last_ms"], "oi_ms": f["oi_last_ms"]}
                        for f in view.freshness},
     }
+
+
+MAP_FILE = "map.png"
+MAP_WINDOW = "24h"  # the window the snapshot's image shows (else the longest there is)
+
+
+def map_image(view: AssetView) -> tuple[bytes, dict] | None:
+    """The snapshot's map image (PNG within :data:`colour.SNAPSHOT_MAP_BUDGET` bytes) and what it covers,
+    for ``meta["map"]``; None without a window."""
+    if not view.timeframes:
+        return None
+    tv = next((t for t in view.timeframes if t.name == MAP_WINDOW), view.timeframes[-1])
+    close = tv.maps[0].price_close if tv.maps else np.full(tv.col_end_ms.size, np.nan)
+    png = colour.budget_png(tv.grid.sum(axis=0), tv.price_edges, close)
+    w, h = colour.SNAPSHOT_MAP_SIZE
+    return png, {"file": MAP_FILE, "window": tv.name, "label": tv.label, "partial": tv.partial,
+                 "t0_ms": tv.t0_ms, "t1_ms": tv.t1_ms, "price_low": float(tv.price_edges[0]),
+                 "price_high": float(tv.price_edges[-1]), "width": w, "height": h}
+
+
+def write(snapshots_root, asset_id: str, taken, tables: dict, meta: dict, image: bytes | None) -> gate.Published:
+    """Gate and write one snapshot with its map image: the one place the image meets the snapshot writer."""
+    return gate.publish(snapshots_root, asset_id, taken, tables, meta,
+                        extra_files={MAP_FILE: image} if image is not None else None)
+
+
+def publish(view: AssetView, reg, snapshots_root, taken) -> gate.Published:
+    """Gate and write ``view`` as the snapshot taken at ``taken``, with its map image."""
+    m, image = meta(view, reg), map_image(view)
+    if image is not None:
+        m["map"] = image[1]
+    return write(snapshots_root, view.asset.id, taken, tables(view), m, image and image[0])
 
 
 def _cut(arrays: dict, first_ms, last_ms) -> dict:
@@ -118,7 +157,7 @@ def run(chosen, reg, dp, report: BuildReport) -> None:
         built.append(v.asset.id)
         taken = dt.datetime.fromtimestamp(v.price_time_ms / 1000, dt.UTC)
         try:
-            report.held += gate.publish(dp.snapshots, v.asset.id, taken, tables(v), meta(v, reg)).problems
+            report.held += publish(v, reg, dp.snapshots, taken).problems
         except files.SnapshotExistsError as exc:
             # Same data time, different output (the model changed): keep the first, say so.
             report.warnings.append(f"{v.asset.id}: snapshot kept as first written: {exc}")

@@ -163,12 +163,13 @@ def heatmap_png(grid: np.ndarray, vmax: float | None = None) -> tuple[bytes, flo
 
 
 def preview_png(grid: np.ndarray, price_edges: np.ndarray, close: np.ndarray, width: int = 1200,
-                height: int = 630) -> bytes:
-    """A social-preview PNG (og:image) of a map: the grid resampled to ``width`` x ``height``
-    (nearest cell), the closes drawn in white. Palette PNG: 255 colours of the scale plus white."""
+                height: int = 630, colours: int = 255) -> bytes:
+    """A preview PNG of a map (the og:image, a snapshot's map): the grid resampled to ``width`` x
+    ``height`` (nearest cell), the closes drawn in white. Palette PNG: ``colours`` steps of the
+    scale (at most 255) plus white."""
     g = np.nan_to_num(np.asarray(grid, float), nan=0.0)
     m, k = g.shape
-    idx = (colour_index(g, colour_scale_vmax(g)).astype(np.uint16) * 254 // 255).astype(np.uint8)  # (m, k)
+    idx = (colour_index(g, colour_scale_vmax(g)).astype(np.uint16) * (colours - 1) // 255).astype(np.uint8)  # (m, k)
     cols = np.minimum((np.arange(width) * m) // width, m - 1)
     rows = np.minimum(((height - 1 - np.arange(height)) * k) // height, k - 1)  # top row = highest price
     img = idx[cols][:, rows].T.copy()  # (height, width)
@@ -177,10 +178,28 @@ def preview_png(grid: np.ndarray, price_edges: np.ndarray, close: np.ndarray, wi
     ok = np.isfinite(c)
     y = np.clip(((edges[-1] - c[ok]) / (edges[-1] - edges[0]) * height).astype(int), 0, height - 1)
     x = np.flatnonzero(ok)
-    for dy in (-1, 0, 1):
-        img[np.clip(y + dy, 0, height - 1), x] = 255
-    palette = np.vstack([LUT[np.round(np.linspace(0, 255, 255)).astype(int)], [[255, 255, 255]]])
+    for dy in (-1, 0, 1) if height > 300 else (0, 1):  # a 3 px line on a big preview, 2 px on a small one
+        img[np.clip(y + dy, 0, height - 1), x] = colours
+    palette = np.vstack([LUT[np.round(np.linspace(0, 255, colours)).astype(int)], [[255, 255, 255]]])
     return encode_png_indexed(img, palette)
+
+
+# A snapshot's map image (:func:`budget_png`): its size in pixels, and the most bytes it may take.
+# Every scheduled run stores one per asset in the data branch, whose growth issue 12 caps.
+SNAPSHOT_MAP_SIZE = (240, 200)
+SNAPSHOT_MAP_BUDGET = 30_000
+
+
+def budget_png(grid: np.ndarray, price_edges: np.ndarray, close: np.ndarray,
+               size: tuple[int, int] = SNAPSHOT_MAP_SIZE, budget: int = SNAPSHOT_MAP_BUDGET) -> bytes:
+    """:func:`preview_png` at ``size`` in at most ``budget`` bytes: the full scale if it fits, else
+    fewer colour steps (a smooth map compresses well; only a noisy one needs coarser steps). At
+    240 x 200 even 8 steps of pure noise fit 30 KB, so the budget always holds there."""
+    for colours in (255, 64, 16, 8, 4):
+        png = preview_png(grid, price_edges, close, width=size[0], height=size[1], colours=colours)
+        if len(png) <= budget:
+            return png
+    raise ValueError(f"a {size[0]} x {size[1]} map image does not fit {budget} bytes even with 4 colours")
 
 
 def data_url(png: bytes) -> str:

@@ -79,7 +79,8 @@ def liquidation_map_spec(
             x2="hi:Q",
             y=alt.Y("v:Q", stack="zero", axis=alt.Axis(title="Liquidation notional per bin (USD)", labelExpr=MONEY_LABELS)),
             color=alt.Color("lev:N", scale=alt.Scale(domain=[lev_label(x) for x in levels], range=lev_range),
-                            legend=alt.Legend(title="Leverage")),
+                            # Below the plot: at the side it would take a third of a phone's width.
+                            legend=alt.Legend(title="Leverage", orient="bottom", direction="horizontal")),
             order=alt.Order("o:Q"),
             tooltip=[
                 alt.Tooltip("lo:Q", title="From", format=pfmt),
