@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
