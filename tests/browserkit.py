@@ -22,6 +22,19 @@ DRAWN_JS = """el => {
 }"""
 
 
+# Visible tables that stick out: past the article's right edge, scrolling inside Material's wrapper
+# (whose own box may be wider than a phone's screen), or wider than their own container.
+OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t => {
+  if (t.offsetParent === null || t.closest('details:not([open])')) return false;
+  const article = document.querySelector('article').getBoundingClientRect();
+  const wrap = t.closest('.md-typeset__scrollwrap');
+  const box = t.closest('.md-typeset__table, .liqmap-table, .liqmap-levels') || t.parentElement;
+  const r = t.getBoundingClientRect();
+  return r.right > article.right + 1 || (wrap && wrap.scrollWidth > wrap.clientWidth + 1)
+    || r.width > box.getBoundingClientRect().width + 1;
+}).map(t => t.innerText.slice(0, 60))"""
+
+
 @contextmanager
 def open_page(browser, width: int = 1280, height: int = 900):
     """A fresh page that records console errors (``pg.errors``) and every request URL (``pg.requests``)."""

@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 import pytest
-from browserkit import open_page
+from browserkit import OVERFLOWING, open_page
 
 from pipeline import paths, registry
 from pipeline.build import build
@@ -108,14 +108,6 @@ def test_extra_file_names_are_checked(tmp_path):
 
 # -- the pages ----------------------------------------------------------------------------------
 SIDEWAYS = "() => document.documentElement.scrollWidth > document.documentElement.clientWidth"
-# Tables wider than the article, or scrolling inside Material's wrapper (whose own box may be wider
-# than the screen on phones, so comparing with it alone misses an overflow).
-OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t => {
-  const article = document.querySelector('article').getBoundingClientRect();
-  const wrap = t.closest('.md-typeset__scrollwrap');
-  return t.offsetParent !== null && (t.getBoundingClientRect().right > article.right + 1
-    || (wrap && wrap.scrollWidth > wrap.clientWidth + 1));
-}).map(t => t.innerText.slice(0, 60))"""
 IMAGE_OK = """() => [...document.querySelectorAll('.liqmap-snapmap img')].map(i =>
   i.complete && i.naturalWidth === 240 && i.naturalHeight === 200 && i.getBoundingClientRect().width >= 200)"""
 

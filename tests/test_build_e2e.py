@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from browserkit import OVERFLOWING, open_page
 from browserkit import assert_drawn as _assert_drawn
 from browserkit import only_local as _only_local
-from browserkit import open_page
 
 from pipeline.build import build
 from pipeline.commands.serve import make_server
@@ -163,12 +163,6 @@ IMAGE_URL = ("el => el.liqmapView.data('image').filter(d => d.band === (el.liqma
              ".map(d => d.url.length + ':' + d.url.slice(-40))[0]")
 SIDEWAYS = "() => document.documentElement.scrollWidth > document.documentElement.clientWidth"
 # Tables wider than their box, outside the accuracy section (owned by the backtest page).
-OVERFLOWING = """() => [...document.querySelectorAll('article table')].filter(t => {
-  const box = t.closest('.md-typeset__table, .liqmap-table, .liqmap-levels') || t.parentElement;
-  return !t.closest('details:not([open])') && t.offsetParent !== null && !t.closest('.liqmap-accuracy')
-    && t.getBoundingClientRect().width > box.getBoundingClientRect().width + 1
-    && !/Horizon|Hit rate/.test(t.innerText);
-}).map(t => t.innerText.slice(0, 60))"""
 
 
 @pytest.mark.browser
