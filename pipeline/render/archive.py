@@ -1,14 +1,14 @@
 """The archive pages: one page per asset listing its snapshots, how key levels moved in 24 h, downloads.
 
 Reads the snapshot folders (:mod:`pipeline.snapshots.files`), renders
-``archive_index.md.j2`` and ``archive_asset.md.j2`` and copies the downloadable
-files of the recent snapshots into the docs dir.
+``archive_index.md.j2`` and ``archive_asset.md.j2`` and writes the downloadable
+files of the recent snapshots into the docs dir (rendered from snapshot.json, or
+copied from a FORMAT 1 folder: :func:`pipeline.snapshots.files.downloads`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pipeline.snapshots.files import (
     MANIFEST_FILE,
     META_FILE,
     SnapshotError,
+    downloads,
     list_snapshots,
     load_manifest,
     parse_stamp,
@@ -103,7 +104,7 @@ def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_d
                    section: str = "Archive") -> list:
     """Write ``archive/index.md`` and ``archive/<asset>.md`` into ``docs_out`` and copy downloads.
 
-    CSV/JSON (and meta/manifest) of each snapshot are copied to
+    CSV/JSON (and meta/manifest) of each snapshot are written to
     ``docs_out/snapshots/<asset>/<stamp>/``; with ``download_days`` only the
     newest and the last of each day that recent are copied and linked, which
     bounds the size of the deployed site (the others are listed with their place
@@ -130,15 +131,14 @@ def render_archive(snapshots_root: Path, docs_out: Path, registry, *, download_d
             if linked:
                 dest = docs_out / "snapshots" / aid / p.name
                 dest.mkdir(parents=True, exist_ok=True)
-                for name in [*sorted(manifest["files"]), MANIFEST_FILE]:
-                    if name.rsplit(".", 1)[-1] in DOWNLOAD_FORMATS:
-                        src = p / name
-                        if not (dest / name).exists() or (dest / name).read_bytes() != src.read_bytes():
-                            shutil.copyfile(src, dest / name)
+                offered = downloads(p)
+                for name, data in offered.items():
+                    if not (dest / name).exists() or (dest / name).read_bytes() != data:
+                        (dest / name).write_bytes(data)
                 tables = sorted(manifest.get("tables", {}))
                 links = [{"table": t, "rows": manifest["tables"][t]["rows"],
                           "formats": [(ext, f"../snapshots/{aid}/{p.name}/{t}.{ext}") for ext in DOWNLOAD_FORMATS]}
-                         for t in tables if f"{t}.{DOWNLOAD_FORMATS[0]}" in manifest["files"]]
+                         for t in tables if f"{t}.{DOWNLOAD_FORMATS[0]}" in offered]
             rows.append({
                 "stamp": p.name, "taken": _when(taken), "price": manifest.get("price"),
                 "data_from": _when(manifest.get("data_from")), "data_to": _when(manifest.get("data_to")),

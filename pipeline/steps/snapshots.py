@@ -52,6 +52,15 @@ def meta(view: AssetView, reg) -> dict:
     }
 
 
+def extra_files(view: AssetView) -> dict[str, bytes]:
+    """Files stored beside snapshot.json, name -> bytes: the hook for the archive's map image (``map.png``).
+
+    At most ``files.MAX_EXTRA_FILES`` (1), each at most ``files.EXTRA_FILE_MAX_BYTES``; their sha256 goes into
+    the manifest's ``files`` and ``verify`` checks them. None yet.
+    """
+    return {}
+
+
 def _cut(arrays: dict, first_ms, last_ms) -> dict:
     t = arrays.get("time_ms")
     if t is None or t.size == 0:
@@ -118,7 +127,8 @@ def run(chosen, reg, dp, report: BuildReport) -> None:
         built.append(v.asset.id)
         taken = dt.datetime.fromtimestamp(v.price_time_ms / 1000, dt.UTC)
         try:
-            report.held += gate.publish(dp.snapshots, v.asset.id, taken, tables(v), meta(v, reg)).problems
+            report.held += gate.publish(dp.snapshots, v.asset.id, taken, tables(v), meta(v, reg),
+                                        extra_files=extra_files(v)).problems
         except files.SnapshotExistsError as exc:
             # Same data time, different output (the model changed): keep the first, say so.
             report.warnings.append(f"{v.asset.id}: snapshot kept as first written: {exc}")
