@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import cli
 from pipeline.store import compaction, history
+from pipeline.store import tables
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 12, 0)
@@ -40,7 +41,7 @@ def dump(store: Store) -> dict[str, set]:
     for t in TABLES:
         if t == "raw_source_runs":
             continue
-        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
+        tbl = store.con.sql(tables.statement("rows_in_key_order", t)).to_arrow_table()
         out[t] = {tuple(r.values()) for r in tbl.to_pylist()}
     return out
 

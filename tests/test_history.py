@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import cli
 from pipeline.store import compaction, history
+from pipeline.store import tables
 from pipeline.store.db import TABLES, Store, sql
 
 T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
@@ -61,8 +62,8 @@ def _fill(store: Store) -> None:
 def _dump(store: Store) -> dict[str, pa.Table]:
     out = {}
     for t in TABLES:
-        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
-        out[t] = tbl.drop_columns(["_date"]) if "_date" in tbl.column_names else tbl
+        tbl = store.con.sql(tables.statement("rows_in_key_order", t)).to_arrow_table()
+        out[t] = tbl
     return out
 
 
