@@ -393,15 +393,6 @@ def _without_sample(tbl: pa.Table) -> pa.Table:
     return tbl.filter(keep)
 
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-def _ident(name: str) -> str:
-    if not _IDENT.match(name):
-        raise HistoryError(f"unexpected column name {name!r} in the store's catalogue")
-    return f'"{name}"'
-
-
 def _store_columns(store: Store, table: str) -> list[str]:
     rows = store.con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
                              [table]).fetchall()
@@ -441,13 +432,13 @@ def _new_rows(store: Store, table: str, files: list[HistoryFile]) -> pa.Table:
     """The store's rows of ``table`` that the history (``files``) lacks or holds with other values."""
     cols = _store_columns(store, table)
     if not files:
-        return store.con.sql(f'SELECT {", ".join(map(_ident, cols))} FROM "{table}"').to_arrow_table()
+        return store.con.sql(f'SELECT {", ".join(map(tables.ident, cols))} FROM "{table}"').to_arrow_table()
     names = [str(h.path) for h in files]
     ranks = pa.table({"filename": names, "rank": [h.rank for h in files]})
     have = {r[0] for r in store.con.execute("DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
                                             {"files": names}).fetchall()}
-    hist_cols = [_ident(c) if c in have else f"NULL AS {_ident(c)}" for c in cols]
-    text = tables.statement("new_rows", table, columns=", ".join(map(_ident, cols)), hist_columns=", ".join(hist_cols))
+    hist_cols = [tables.ident(c) if c in have else f"NULL AS {tables.ident(c)}" for c in cols]
+    text = tables.statement("new_rows", table, columns=", ".join(map(tables.ident, cols)), hist_columns=", ".join(hist_cols))
     store.con.register("history_ranks", ranks)
     try:
         return store.con.sql(text, params={"files": names}).to_arrow_table()
@@ -596,7 +587,7 @@ def _load_files(store: Store, table: str, files: list[HistoryFile]) -> int:
     names = [str(h.path) for h in files]
     have = {r[0] for r in store.con.execute("DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true, "
                                             "hive_partitioning = false)", {"files": names}).fetchall()}
-    hist_cols = [_ident(c) if c in have else f"NULL AS {_ident(c)}" for c in cols]
+    hist_cols = [tables.ident(c) if c in have else f"NULL AS {tables.ident(c)}" for c in cols]
     text = tables.statement("restore_rows", table, hist_columns=", ".join(hist_cols))
     ranks = pa.table({"filename": names, "rank": [h.rank for h in files]})
     before = store.count(table)
