@@ -64,7 +64,9 @@ def test_map_image_within_budget_and_recorded(archive_site):
     assert len(png) <= colour.SNAPSHOT_MAP_BUDGET
     assert len(np.unique(idx)) > 20  # a map, not a flat square
     manifest, meta = files.load_manifest(folder), files.load_meta(folder)
-    assert manifest["extra_files"] == [snapshots.MAP_FILE]
+    # One file beside snapshot.json: the image, with its sha256 in the manifest.
+    assert sorted(p.name for p in folder.iterdir()) == sorted([files.SNAPSHOT_FILE, snapshots.MAP_FILE])
+    assert list(manifest["files"]) == [snapshots.MAP_FILE]
     assert manifest["files"][snapshots.MAP_FILE]["sha256"] == hashlib.sha256(png).hexdigest()
     assert meta["map"]["window"] == snapshots.MAP_WINDOW and meta["map"]["price_low"] < meta["price"] < meta["map"]["price_high"]
     assert files.verify(folder) == []
@@ -98,11 +100,14 @@ def test_extra_file_names_are_checked(tmp_path):
     from test_snapshot import make_tables, meta
 
     t = dt.datetime(2026, 9, 21, 16, 40, tzinfo=dt.UTC)
-    for bad in ("../x.png", "meta.json", "key_levels.csv", "map.svg", "Map.PNG"):
+    for bad in ("../x.png", "meta.json", "key_levels.csv", "snapshot.json", "map.svg", "Map.PNG"):
         with pytest.raises(files.SnapshotError, match="extra file name"):
-            files.write_snapshot(tmp_path, "btc", t, make_tables(), meta(), {bad: b"\x89PNG"})
+            files.write_snapshot(tmp_path, "btc", t, make_tables(), meta(), extra_files={bad: b"\x89PNG"})
     with pytest.raises(files.SnapshotError, match="must be bytes"):
-        files.write_snapshot(tmp_path, "btc", t, make_tables(), meta(), {"map.png": "text"})
+        files.write_snapshot(tmp_path, "btc", t, make_tables(), meta(), extra_files={"map.png": "text"})
+    with pytest.raises(files.SnapshotError, match="over the budget"):
+        files.write_snapshot(tmp_path, "btc", t, make_tables(), meta(),
+                             extra_files={"map.png": b"\x89PNG" + bytes(files.EXTRA_FILE_MAX_BYTES)})
     assert not (tmp_path / "btc").exists() or not any((tmp_path / "btc").iterdir())
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
-from pipeline.store import compaction, history
-from pipeline.store.db import TABLES, Store, sql
+from pipeline.store import compaction, history, tables
+from pipeline.store.db import TABLES, Store
 
 T0 = dt.datetime(2026, 9, 21, 12, 0)
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def dump(store: Store) -> dict[str, set]:
     for t in TABLES:
         if t == "raw_source_runs":
             continue
-        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
+        tbl = store.con.sql(tables.statement("rows_in_key_order", t)).to_arrow_table()
         out[t] = {tuple(r.values()) for r in tbl.to_pylist()}
     return out
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli
-from pipeline.store import compaction, history
-from pipeline.store.db import TABLES, Store, sql
+from pipeline.store import compaction, history, tables
+from pipeline.store.db import TABLES, Store
 
 T0 = dt.datetime(2026, 9, 21, 23, 58)  # rows straddle midnight: two day partitions
 NOW = dt.datetime(2026, 9, 22, 1, 0, tzinfo=dt.UTC)  # the export's clock: the same day, nothing to compact yet
@@ -61,8 +61,8 @@ def _fill(store: Store) -> None:
 def _dump(store: Store) -> dict[str, pa.Table]:
     out = {}
     for t in TABLES:
-        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
-        out[t] = tbl.drop_columns(["_date"]) if "_date" in tbl.column_names else tbl
+        tbl = store.con.sql(tables.statement("rows_in_key_order", t)).to_arrow_table()
+        out[t] = tbl
     return out
 
 

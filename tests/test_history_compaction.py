@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.store import compaction, history
-from pipeline.store.db import TABLES, Store, sql
+from pipeline.store import compaction, history, tables
+from pipeline.store.db import TABLES, Store
 
 START = dt.datetime(2026, 8, 30, 0, 0)  # runs cross a month end: day files, then month files
 
@@ -35,7 +35,7 @@ def _row_hashes(store: Store) -> dict[str, list[str]]:
     """sha256 of every row of every table, sorted: equal lists = the same rows, nothing lost or added."""
     out = {}
     for t in TABLES:
-        tbl = store.con.sql(sql("history", f"export_{t}")).to_arrow_table()
+        tbl = store.con.sql(tables.statement("rows_in_key_order", t)).to_arrow_table()
         out[t] = sorted(hashlib.sha256(repr(tuple(r.values())).encode()).hexdigest() for r in tbl.to_pylist())
     return out
 
@@ -132,7 +132,8 @@ def test_old_one_file_per_market_and_day_history_is_read_and_folded(tmp_path: Pa
     dest = tmp_path / "history"
     with Store(tmp_path / "old.duckdb") as old:
         old.upsert("raw_candles", _candles("okx", "BTC-USDT-SWAP", START, 600))
-        tbl = old.con.sql(sql("history", "export_raw_candles")).to_arrow_table()
+        tbl = old.con.sql(tables.statement("rows_in_key_order", "raw_candles")).to_arrow_table()
+        tbl = tbl.append_column("_date", pa.compute.strftime(tbl.column("ts"), format="%Y-%m-%d"))
         for day in sorted(set(tbl.column("_date").to_pylist())):
             part = tbl.filter(pa.compute.equal(tbl.column("_date"), day)).drop_columns(["_date"])
             path = history.partition_path(dest, "raw_candles", "okx", "BTC-USDT-SWAP", day)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -259,7 +258,7 @@ def publish_run(actions: Actions, run: int, monkeypatch, capsys) -> dict:
         b.upload("build", "Upload this shard's pages")
         b.upload("build", "Upload this shard's snapshots")
         staged[i] = sorted(str(p.relative_to(b.temp / "new" / "snapshots").parent)
-                           for p in (b.temp / "new" / "snapshots").rglob("manifest.json"))
+                           for p in (b.temp / "new" / "snapshots").rglob(snapshot.SNAPSHOT_FILE))
 
     # -- merge ------------------------------------------------------------------------------------
     m = actions.runner(f"{run}-merge", checkout=False)
@@ -307,7 +306,7 @@ def test_publish_workflow_dry_run(actions, monkeypatch, capsys):
     for aid in ("btc", "eth"):
         [folder] = snapshot.list_snapshots(snaps, aid)
         assert snapshot.verify(folder) == []  # the artifact round trip changed no byte
-        assert not json.loads((folder / "manifest.json").read_text())["is_sample"]
+        assert not snapshot.load_manifest(folder)["is_sample"]
 
     site = first["site"]
     for page in ("index.html", "heatmaps/btc/index.html", "heatmaps/eth/index.html", "heatmaps/sol/index.html",

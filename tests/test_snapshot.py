@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -68,28 +69,34 @@ def root(tmp_path: Path) -> Path:
 def test_layout_meta_and_manifest(root: Path):
     folder = snapshot.write_snapshot(root, "btc", T, make_tables(), meta())
     assert folder == root / "btc" / "2026-09-21T1640Z"
-    names = sorted(p.name for p in folder.iterdir())
-    # Only what cannot be recomputed is kept: key levels, meta, manifest. Grids and the book are rebuilt
+    # One file: meta, manifest and the key levels in snapshot.json. Grids and the book are rebuilt
     # from the history (`liqmap snapshot verify`); the manifest still has their sha256 and statistics.
-    assert names == sorted([f"key_levels.{e}" for e in ("csv", "json", "parquet")] + ["manifest.json", "meta.json"])
-    m = json.loads((folder / "meta.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["snapshot.json"]
+    doc = json.loads((folder / "snapshot.json").read_text())
+    assert doc["format"] == 2 and set(doc) == {"format", "meta", "manifest", "tables", "sha256"}
+    m = snapshot.load_meta(folder)
+    assert m == doc["meta"]
     assert m["asset"] == "btc" and m["taken_at"] == "2026-09-21T16:40:00Z" and m["liqmap_version"]
     assert m["model"] == {"leverage": [5, 10, 25, 50, 100]} and m["timeframes"] == ["24h"]
     assert m["data_to"] == "2026-09-21T16:39:00Z"
     man = snapshot.load_manifest(folder)
-    assert man["files"]["key_levels.csv"]["rows"] == 4 and len(man["files"]["meta.json"]["sha256"]) == 64
+    assert man["embedded"]["key_levels.csv"]["rows"] == 4 and len(man["embedded"]["key_levels.parquet"]["sha256"]) == 64
     assert snapshot.verify(folder) == []
     assert snapshot.list_snapshots(root, "btc") == [folder]
     assert man["recomputed"]["grid_24h.parquet"]["rows"] == make_tables()["grid_24h"].num_rows
     assert set(man["recomputed"]) == {"grid_24h.parquet", "book.csv", "book.json", "book.parquet"}
-    assert set(man["files"]) == {"key_levels.csv", "key_levels.json", "key_levels.parquet", "meta.json"}
+    assert set(man["embedded"]) == {"key_levels.csv", "key_levels.json", "key_levels.parquet"}
+    assert man["files"] == {}  # no extra file
     assert man["tables"]["grid_24h"]["rows"] == make_tables()["grid_24h"].num_rows  # what the gate reads
     # The recorded sha256 is the one of the bytes the same tables give again.
     regen = snapshot.output_files(make_tables())
     assert snapshot.check_outputs(folder, regen) == []
     csv_lines = regen["book.csv"].decode().splitlines()
     assert csv_lines[0].startswith("price,") and len(csv_lines) == make_tables()["book"].num_rows + 1
-    rows = json.loads((folder / "key_levels.json").read_text())
+    offered = snapshot.downloads(folder)
+    assert set(offered) == {"key_levels.csv", "key_levels.json", "meta.json", "manifest.json"}
+    assert offered["key_levels.csv"] == regen["key_levels.csv"]  # the site's download, rendered from snapshot.json
+    rows = json.loads(offered["key_levels.json"])
     assert rows[0] == {"side": "long", "rank": 1, "price_low": 58200.0, "price_high": 58500.0,
                        "notional_usd": 3e6, "distance_pct": -2.75}
     assert snapshot.read_table(folder, "key_levels").equals(make_tables()["key_levels"])
@@ -98,25 +105,62 @@ def test_layout_meta_and_manifest(root: Path):
 def test_missing_values_serialise_as_null(root: Path):
     t = {"key_levels": pa.table({"side": ["long", None], "price_low": [1.5, float("nan")]})}
     folder = snapshot.write_snapshot(root, "btc", T, t, {})
-    assert json.loads((folder / "key_levels.json").read_text()) == [
-        {"side": "long", "price_low": 1.5}, {"side": None, "price_low": None}]
-    assert (folder / "key_levels.csv").read_text() == "side,price_low\nlong,1.5\n,\n"
+    offered = snapshot.downloads(folder)
+    assert json.loads(offered["key_levels.json"]) == [{"side": "long", "price_low": 1.5}, {"side": None, "price_low": None}]
+    assert offered["key_levels.csv"].decode() == "side,price_low\nlong,1.5\n,\n"
+    # NaN stays NaN (not NULL) in the kept table: its Parquet bytes are the ones first written.
+    back = snapshot.read_table(folder, "key_levels")
+    assert back.column("price_low").null_count == 0 and back.column("side").null_count == 1
+    assert snapshot.output_files({"key_levels": back}) == \
+        snapshot.output_files(t)
+    assert snapshot.verify(folder) == []
+
+
+def _flip(path: Path, at: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if at is None else at] ^= 0x01
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
 
 
 def test_verify_detects_one_changed_byte(root: Path):
     folder = snapshot.write_snapshot(root, "btc", T, make_tables(), meta())
-    target = folder / "key_levels.csv"
-    data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    os.chmod(target, 0o644)
-    target.write_bytes(bytes(data))
-    assert snapshot.verify(folder) == ["2026-09-21T1640Z/key_levels.csv: content differs from the manifest (sha256)"]
-    (folder / "extra.csv").write_text("x\n")
-    os.chmod(folder / "key_levels.json", 0o644)
-    (folder / "key_levels.json").unlink()
+    target = folder / "snapshot.json"
+    text = target.read_text()
+    _flip(target, text.index("58200.0") + 2)  # a digit of a key level
     problems = snapshot.verify(folder)
-    assert any("extra.csv: not in the manifest" in p for p in problems)
-    assert any("key_levels.json: missing" in p for p in problems)
+    assert "2026-09-21T1640Z/snapshot.json: content differs from its sha256" in problems
+    assert any("kept table output key_levels.parquet differs" in p for p in problems)
+    target.write_text(text)
+    assert snapshot.verify(folder) == []
+    _flip(target, text.index('"liqmap_version"') + 3)  # the meta, not a table: still reported
+    assert snapshot.verify(folder) == ["2026-09-21T1640Z/snapshot.json: content differs from its sha256"]
+    target.write_text(text)
+    (folder / "extra.csv").write_text("x\n")
+    assert any("extra.csv: not in the manifest" in p for p in snapshot.verify(folder))
+
+
+def test_extra_file_is_stored_with_its_sha256(root: Path):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    folder = snapshot.write_snapshot(root, "btc", T, make_tables(), meta(), extra_files={"map.png": png})
+    assert sorted(p.name for p in folder.iterdir()) == ["map.png", "snapshot.json"]
+    man = snapshot.load_manifest(folder)
+    assert man["files"] == {"map.png": {"sha256": hashlib.sha256(png).hexdigest(), "bytes": len(png)}}
+    assert snapshot.verify(folder) == []
+    assert snapshot.stored_files(folder)["map.png"] == png
+    # Regenerated outputs need not include the image: only table outputs are compared.
+    assert snapshot.check_outputs(folder, snapshot.output_files(make_tables())) == []
+    _flip(folder / "map.png")
+    assert snapshot.verify(folder) == ["2026-09-21T1640Z/map.png: content differs from the manifest (sha256)"]
+    os.chmod(folder / "map.png", 0o644)
+    (folder / "map.png").unlink()
+    assert snapshot.verify(folder) == ["2026-09-21T1640Z/map.png: missing"]
+    # Names, count and size are checked before anything is written.
+    for bad in ({"../map.png": png}, {"snapshot.json": png}, {"map.exe": png}, {"a.png": png, "b.png": png},
+                {"map.png": b"x" * (snapshot.EXTRA_FILE_MAX_BYTES + 1)}):
+        with pytest.raises(snapshot.SnapshotError):
+            snapshot.write_snapshot(root, "eth", T, make_tables(), meta(), extra_files=bad)
+    assert not (root / "eth").exists() or not any((root / "eth").iterdir())
 
 
 def test_write_is_immutable_and_idempotent(root: Path):

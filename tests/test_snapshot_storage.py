@@ -50,9 +50,12 @@ def test_a_snapshot_regenerated_from_history_matches_its_sha256(tmp_path: Path, 
 
     # A recorded sha256 that the history does not reproduce is reported, and verify fails.
     name = sorted(n for n in man["recomputed"] if n.startswith("grid_"))[0]
-    man["recomputed"][name]["sha256"] = "0" * 64
-    os.chmod(folder / "manifest.json", 0o644)
-    (folder / "manifest.json").write_text(json.dumps(man))
+    doc = json.loads((folder / "snapshot.json").read_text())
+    doc["manifest"]["recomputed"][name]["sha256"] = "0" * 64
+    doc["sha256"] = snapshot._digest(doc)  # a consistent document: only the regenerated output disagrees
+    os.chmod(folder / "snapshot.json", 0o644)
+    (folder / "snapshot.json").write_bytes(snapshot._dump_json(doc))
+    assert snapshot.verify(folder) == []
     capsys.readouterr()
     assert cli.main(["--data-dir", str(data), "snapshot", "verify", sid]) == 1
     assert f"{name}: regenerated from the history, sha256 differs" in capsys.readouterr().err

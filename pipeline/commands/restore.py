@@ -1,7 +1,7 @@
 """``liqmap restore``: rebuild the DuckDB cache from the Parquet history partitions.
 
-Idempotent (every row goes through ``Store.upsert``), so it is safe to run on a
-store that already holds some or all of the history.
+Idempotent (each table is loaded in one INSERT OR REPLACE, the history's value of a key winning), so it is
+safe to run on a store that already holds some or all of the history.
 """
 
 from __future__ import annotations

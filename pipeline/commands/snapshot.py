@@ -40,7 +40,7 @@ def run(args) -> int:
         return 2
     dp = paths.data_paths(args.data_dir)
     folder = dp.snapshots / m.group(1) / m.group(2)
-    if not (folder / files.MANIFEST_FILE).is_file():
+    if not files.is_snapshot(folder):
         print(f"liqmap snapshot: no snapshot at {folder}", file=sys.stderr)
         return 2
     reg = load_registry()
@@ -65,12 +65,12 @@ def run(args) -> int:
             print(f"  market {key}: candles to {w.get('candles_ms')} ms, open interest to {w.get('oi_ms')} ms")
         for name in sorted(manifest.get("tables", {})):
             st = manifest["tables"][name]
-            kept = "stored" if f"{name}.parquet" in manifest.get("files", {}) else "regenerated"
+            kept = "regenerated" if f"{name}.parquet" in manifest.get("recomputed", {}) else "stored"
             print(f"  {name}: {st['rows']} rows ({kept})")
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            for name in files.load_manifest(folder)["files"]:
-                (args.out / name).write_bytes((folder / name).read_bytes())
+            for name, data in files.stored_files(folder).items():
+                (args.out / name).write_bytes(data)
             for name, data in outputs.items():
                 (args.out / name).write_bytes(data)
             print(f"wrote {len(outputs)} outputs to {args.out}")

@@ -1,8 +1,9 @@
 """The archive pages: one page per asset listing its snapshots, how key levels moved in 24 h, downloads.
 
 Reads the snapshot folders (:mod:`pipeline.snapshots.files`), renders
-``archive_index.md.j2`` and ``archive_asset.md.j2`` and copies the downloadable
-files of the recent snapshots into the docs dir.
+``archive_index.md.j2`` and ``archive_asset.md.j2`` and writes the downloadable
+files of the recent snapshots into the docs dir (rendered from snapshot.json, or
+copied from a FORMAT 1 folder: :func:`pipeline.snapshots.files.downloads`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from pipeline.snapshots.files import (
     MANIFEST_FILE,
     META_FILE,
     SnapshotError,
+    downloads,
     list_snapshots,
     load_manifest,
     load_meta,
@@ -158,30 +159,31 @@ def _map(meta: dict, manifest: dict, folder: Path) -> dict | None:
             "bytes": _kb(manifest["files"][m["file"]].get("bytes"))}
 
 
-def _copy(src: Path, dest: Path) -> None:
-    if not dest.exists() or dest.read_bytes() != src.read_bytes():
+def _write(dest: Path, data: bytes) -> None:
+    """Write ``data`` unless ``dest`` already holds it (rebuilds leave unchanged files alone)."""
+    if not dest.exists() or dest.read_bytes() != data:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        dest.write_bytes(data)
 
 
 def _snapshot(p: Path, aid: str, linked: bool, docs_out: Path) -> dict[str, Any]:
     """One snapshot as the pages show it; copies its image (always) and downloads (``linked``) into the docs.
     Paths are relative to the docs root (the templates prefix them with the page's way back up)."""
     manifest = load_manifest(p)
-    meta = load_meta(p) if (p / META_FILE).is_file() else {}
+    meta = load_meta(p)
     where = f"snapshots/{aid}/{p.name}"
     image = _map(meta, manifest, p)
     if image:
-        _copy(p / image["file"], docs_out / where / image["file"])
+        _write(docs_out / where / image["file"], (p / image["file"]).read_bytes())
         image["path"] = f"{where}/{image['file']}"
     links = []
     if linked:
-        for name in [*sorted(manifest["files"]), MANIFEST_FILE]:
-            if name.rsplit(".", 1)[-1] in DOWNLOAD_FORMATS:
-                _copy(p / name, docs_out / where / name)
+        offered = downloads(p)  # format 2 renders them from snapshot.json, format 1 reads the stored files
+        for name, data in offered.items():
+            _write(docs_out / where / name, data)
         links = [{"table": t, "rows": manifest["tables"][t]["rows"],
                   "formats": [(ext, f"{where}/{t}.{ext}") for ext in DOWNLOAD_FORMATS]}
-                 for t in sorted(manifest.get("tables", {})) if f"{t}.{DOWNLOAD_FORMATS[0]}" in manifest["files"]]
+                 for t in sorted(manifest.get("tables", {})) if f"{t}.{DOWNLOAD_FORMATS[0]}" in offered]
     taken = parse_stamp(p.name)
     return {
         "stamp": p.name, "taken": _when(taken), "price": manifest.get("price"),

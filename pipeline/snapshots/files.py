@@ -1,30 +1,33 @@
 """Dated, immutable snapshots: write, read, verify, list (files only; the gate is :mod:`.gate`).
 
-A snapshot is one folder per asset and time::
+A snapshot is one folder per asset and time holding one file (FORMAT 2), plus at most one extra file::
 
     snapshots/<asset>/<YYYY-MM-DDTHHMMZ>/
-        <table>.csv  <table>.json  <table>.parquet     (one trio per kept table: the key levels)
-        meta.json       model parameters, liqmap version, each market's history watermark, timeframes, ...
-        manifest.json   sha256, size and row count of every output + per-table statistics
-        map.png         optional: files the writer was given as they are (``extra_files``), listed in the
-                        manifest with their sha256 and under ``extra_files``
+        snapshot.json   {"format": 2, "meta": {...}, "manifest": {...}, "tables": {...}, "sha256": ...}
+        map.png         optional: the archive's map image (``extra_files``; its sha256 is in the manifest)
 
-A snapshot keeps only what is small and cannot be recomputed: the metadata, the key
-levels and the sha256 of every output. Outputs that are recomputed from the immutable
-history (grids ``grid*``, the level ``book`` and the ``windows``; :func:`recomputed`)
-are listed under the manifest's ``recomputed`` with their sha256, size and row count
-(and their statistics under ``tables``), but not written: ``liqmap snapshot show|verify ASSET/STAMP`` rebuilds them from the
-history up to the recorded watermarks and checks the sha256. The gate reads the
-manifest's statistics, so it works the same on what remains.
+* ``meta``: model parameters, liqmap version, each market's history watermark, timeframes, ...
+* ``manifest``: the gate's statistics per table, and the sha256, size and row count of every output:
+  ``embedded`` (the kept tables' CSV/JSON/Parquet, rebuilt from ``tables``), ``recomputed`` (grids ``grid*``,
+  the level ``book`` and the ``windows``: rebuilt from the history, :func:`recomputed`) and ``files`` (the
+  extra files stored beside snapshot.json).
+* ``tables``: the kept tables (the key levels), exactly, as JSON (:mod:`.tablejson`); the site build renders
+  their CSV/JSON downloads from it (:func:`downloads`).
+* ``sha256``: of the document without this key, so one changed byte of snapshot.json is reported.
 
-Thinning (:func:`thin`): snapshots older than a week keep one per UTC day (the day's last).
+A year of 20 assets is then about 8,800 snapshots of one or two files each. FORMAT 1 folders (written before:
+``meta.json``, ``manifest.json`` and a CSV/JSON/Parquet trio per kept table) are still read, verified and gated
+(:func:`load_manifest`, :func:`load_meta`, :func:`read_table`, :func:`downloads`, :func:`verify` take both).
+
+``liqmap snapshot show|verify ASSET/STAMP`` rebuilds the recomputed outputs from the history up to the
+recorded watermarks and checks the sha256. The gate reads the manifest's statistics, so it works the same
+on what remains. Thinning (:func:`thin`): snapshots older than a week keep one per UTC day (the day's last).
 
 One piece: the file format, its validation and every reader and writer of it must change together.
 
-Files are written deterministically (fixed number formatting, key order, Parquet
-writer options), so writing the same content twice is a no-op; writing different
-content into an existing folder is refused (:class:`SnapshotExistsError`).
-:func:`verify` recomputes the hashes, so one changed byte is reported.
+Files are written deterministically (fixed number formatting, key order, Parquet writer options), so
+writing the same content twice is a no-op; writing different content into an existing folder is refused
+(:class:`SnapshotExistsError`).
 
 Meta keys the gate understands (all optional): ``price`` (current USD price),
 ``data_from`` / ``data_to`` (ISO time or epoch ms of the input data),
@@ -56,17 +59,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import paths
+from pipeline.snapshots import tablejson
 from pipeline.timeutil import iso_z, utc
 
-FORMAT = 1
+FORMAT = 2
 STAMP_FORMAT = "%Y-%m-%dT%H%MZ"
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z$")
 # Table names become file names; timeframes like 1M need capitals.
 _TABLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_RESERVED = {"meta", "manifest"}
-_EXTRA = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.png$")  # extra files: images only
-META_FILE = "meta.json"
-MANIFEST_FILE = "manifest.json"
+_RESERVED = {"meta", "manifest", "snapshot"}
+SNAPSHOT_FILE = "snapshot.json"  # FORMAT 2: the whole snapshot
+META_FILE = "meta.json"  # FORMAT 1 (and the site's download of a snapshot's meta)
+MANIFEST_FILE = "manifest.json"  # FORMAT 1 (and the site's download of a snapshot's manifest)
+# Extra files stored beside snapshot.json (the archive's map image): names, how many, how large. The size is
+# the archive images' budget: 4 assets x 50 KB leaves room in the 300 KB a scheduled run may add (CONTRIBUTING).
+# Raster images only: an SVG can carry script, and these files are served on the site.
+EXTRA_FILE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\.(png|webp)$")
+MAX_EXTRA_FILES = 1
+EXTRA_FILE_MAX_BYTES = 50_000
 FORMATS = ("csv", "json", "parquet")
 # Heatmap grids (tables named grid*) are stored as Parquet only: as CSV/JSON one
 # window's cells would be megabytes per snapshot, in every snapshot of every run.
@@ -310,27 +320,43 @@ def _entry(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def _check_extra(extra_files: Mapping[str, bytes], outputs: Mapping[str, bytes]) -> None:
-    for name, data in extra_files.items():
-        if (not isinstance(name, str) or not _EXTRA.match(name) or name in outputs
-                or name in (META_FILE, MANIFEST_FILE)):
-            raise SnapshotError(f"unsafe or reserved extra file name: {name!r}")
-        if not isinstance(data, bytes):
-            raise SnapshotError(f"extra file {name!r} must be bytes, got {type(data).__name__}")
+def _table_of(file_name: str) -> str:
+    return file_name.rsplit(".", 1)[0]
 
 
-def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any],
+def _check_extra(extra_files: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    extra = dict(extra_files or {})
+    if len(extra) > MAX_EXTRA_FILES:
+        raise SnapshotError(f"at most {MAX_EXTRA_FILES} extra file(s) per snapshot, got {sorted(extra)}")
+    for name, data in extra.items():
+        if not isinstance(name, str) or not EXTRA_FILE.match(name):
+            raise SnapshotError(f"unsafe extra file name: {name!r} (expected e.g. map.png)")
+        if not isinstance(data, (bytes, bytearray)):
+            raise SnapshotError(f"extra file {name}: must be bytes, got {type(data).__name__}")
+        if len(data) > EXTRA_FILE_MAX_BYTES:
+            raise SnapshotError(f"extra file {name}: {len(data)} bytes, over the budget of {EXTRA_FILE_MAX_BYTES} bytes")
+    return {n: bytes(b) for n, b in extra.items()}
+
+
+def _digest(doc: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_dump_json({k: v for k, v in doc.items() if k != "sha256"})).hexdigest()
+
+
+def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta: Mapping[str, Any], *,
                    extra_files: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
-    """Every stored file of a snapshot, name -> bytes (pure: nothing touches the disk).
-    ``extra_files`` (name -> bytes, e.g. the map image) are stored as given and listed in the manifest."""
+    """Every stored file of a snapshot, name -> bytes: ``snapshot.json`` and the extra files (pure)."""
     paths.safe_name(asset_id)
     _check_tables(tables)
+    extra = _check_extra(extra_files)
     when = utc(taken_at).replace(second=0, microsecond=0)
     outputs = output_files(tables)
-    extra_files = dict(extra_files or {})
-    _check_extra(extra_files, outputs)
-    rows = {n: tables[n.rsplit(".", 1)[0]].num_rows for n in outputs}
-    files = {n: b for n, b in outputs.items() if not recomputed(n.rsplit(".", 1)[0])} | extra_files
+    rows = {n: tables[_table_of(n)].num_rows for n in outputs}
+    kept = {}
+    for name in sorted(n for n in tables if not recomputed(n)):
+        kept[name] = tablejson.encode(tables[name])
+        mine = {n: b for n, b in outputs.items() if _table_of(n) == name}
+        if output_files({name: tablejson.decode(kept[name])}) != mine:  # never store what cannot be rebuilt
+            raise SnapshotError(f"table {name!r} does not round-trip through snapshot.json exactly")
     full_meta = {
         **_jsonable(dict(meta)),
         "format": FORMAT,
@@ -339,28 +365,31 @@ def snapshot_files(asset_id: str, taken_at, tables: Mapping[str, pa.Table], meta
         "liqmap_version": meta.get("liqmap_version", _liqmap_version()),
         "tables": {name: tables[name].num_rows for name in sorted(tables)},
     }
-    files[META_FILE] = _dump_json(full_meta)
-    summary = summarize(tables, meta, asset_id=asset_id, taken_at=when)
+    entry = lambda n, b: {**_entry(b), "rows": rows.get(n)}  # noqa: E731
     manifest = {
-        **summary,
-        "files": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(files.items())},
-        # Outputs rebuilt from the history on demand (`liqmap snapshot verify`): not in the folder.
-        "recomputed": {n: {**_entry(b), "rows": rows.get(n)} for n, b in sorted(outputs.items()) if n not in files},
-        **({"extra_files": sorted(extra_files)} if extra_files else {}),
+        **summarize(tables, meta, asset_id=asset_id, taken_at=when),
+        "files": {n: _entry(b) for n, b in sorted(extra.items())},
+        # The kept tables' outputs, rebuilt from "tables" (the site's downloads).
+        "embedded": {n: entry(n, b) for n, b in sorted(outputs.items()) if _table_of(n) in kept},
+        # Outputs rebuilt from the history on demand (`liqmap snapshot verify`).
+        "recomputed": {n: entry(n, b) for n, b in sorted(outputs.items()) if _table_of(n) not in kept},
     }
-    files[MANIFEST_FILE] = _dump_json(manifest)
-    return files
+    doc = {"format": FORMAT, "meta": full_meta, "manifest": manifest, "tables": kept}
+    doc["sha256"] = _digest(doc)
+    return {SNAPSHOT_FILE: _dump_json(doc), **extra}
 
 
 def write_snapshot(snapshots_root: Path, asset_id: str, taken_at, tables: Mapping[str, pa.Table],
-                   meta: Mapping[str, Any], extra_files: Mapping[str, bytes] | None = None) -> Path:
+                   meta: Mapping[str, Any], *, extra_files: Mapping[str, bytes] | None = None) -> Path:
     """Write ``snapshots_root/<asset>/<YYYY-MM-DDTHHMMZ>/`` and return the folder.
 
+    ``extra_files`` (name -> bytes, e.g. ``{"map.png": png}``; at most :data:`MAX_EXTRA_FILES`, each at most
+    :data:`EXTRA_FILE_MAX_BYTES`) are stored beside snapshot.json with their sha256 in the manifest's ``files``.
     Rewriting identical content is a no-op; different content for an existing
     folder raises :class:`SnapshotExistsError`. The folder appears atomically
     (written under a temporary name, then renamed), and files are read-only.
     """
-    files = snapshot_files(asset_id, taken_at, tables, meta, extra_files)
+    files = snapshot_files(asset_id, taken_at, tables, meta, extra_files=extra_files)
     folder = Path(snapshots_root) / paths.safe_name(asset_id) / stamp(taken_at)
     if folder.exists():
         existing = {p.name for p in folder.iterdir()}
@@ -382,12 +411,17 @@ def write_snapshot(snapshots_root: Path, asset_id: str, taken_at, tables: Mappin
     return folder
 
 
+def is_snapshot(folder: Path) -> bool:
+    """Whether ``folder`` is a complete snapshot (either format)."""
+    return (folder / SNAPSHOT_FILE).is_file() or (folder / MANIFEST_FILE).is_file()
+
+
 def list_snapshots(snapshots_root: Path, asset_id: str) -> list[Path]:
     """Complete snapshot folders of ``asset_id``, oldest first."""
     base = Path(snapshots_root) / paths.safe_name(asset_id)
     if not base.is_dir():
         return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and _STAMP.match(p.name) and (p / MANIFEST_FILE).is_file())
+    return sorted(p for p in base.iterdir() if p.is_dir() and _STAMP.match(p.name) and is_snapshot(p))
 
 
 def latest_snapshot(snapshots_root: Path, asset_id: str, before=None) -> Path | None:
@@ -399,39 +433,74 @@ def latest_snapshot(snapshots_root: Path, asset_id: str, before=None) -> Path | 
     return snaps[-1] if snaps else None
 
 
+def snapshot_format(folder: Path) -> int:
+    return FORMAT if (Path(folder) / SNAPSHOT_FILE).is_file() else 1
+
+
+def _document(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / SNAPSHOT_FILE).read_text(encoding="utf-8"))
+
+
 def load_manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    if snapshot_format(folder) == 1:
+        return json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return _document(folder)["manifest"]
 
 
 def load_meta(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    if snapshot_format(folder) == 1:
+        return json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    return _document(folder)["meta"]
 
 
 def read_table(folder: Path, name: str) -> pa.Table:
-    """One table of a snapshot (from its Parquet file)."""
+    """One kept table of a snapshot (FORMAT 2: from snapshot.json; FORMAT 1: from its Parquet file)."""
     if not _TABLE.match(name) or name in _RESERVED:
         raise SnapshotError(f"unsafe table name: {name!r}")
-    return pq.read_table(Path(folder) / f"{name}.parquet")
-
-
-def verify(folder: Path) -> list[str]:
-    """Problems with a snapshot folder: missing, extra or changed files (empty list = intact)."""
-    folder = Path(folder)
+    if snapshot_format(folder) == 1:
+        return pq.read_table(Path(folder) / f"{name}.parquet")
+    kept = _document(folder).get("tables", {})
+    if name not in kept:
+        raise SnapshotError(f"{Path(folder).name}: no kept table {name!r}")
     try:
-        manifest = load_manifest(folder)
-        listed = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return [f"{folder}: manifest unreadable: {exc}"]
+        return tablejson.decode(kept[name])
+    except tablejson.TableJsonError as exc:
+        raise SnapshotError(f"{Path(folder).name}/{SNAPSHOT_FILE}: table {name!r}: {exc}") from None
+
+
+def downloads(folder: Path) -> dict[str, bytes]:
+    """What the site offers for a snapshot, name -> bytes: each kept table as CSV and JSON, ``meta.json`` and
+    ``manifest.json`` (FORMAT 1: the stored files; FORMAT 2: rendered from snapshot.json, the same bytes)."""
+    folder = Path(folder)
+    if snapshot_format(folder) == 1:
+        names = [n for n in load_manifest(folder).get("files", {}) if n.rsplit(".", 1)[-1] in DOWNLOAD_FORMATS]
+        return {n: (folder / n).read_bytes() for n in sorted({*names, META_FILE, MANIFEST_FILE})}
+    doc = _document(folder)
+    out = {n: b for name in sorted(doc.get("tables", {})) for n, b in
+           output_files({name: read_table(folder, name)}).items() if n.rsplit(".", 1)[-1] in DOWNLOAD_FORMATS}
+    out[META_FILE] = _dump_json(doc["meta"])
+    out[MANIFEST_FILE] = _dump_json(doc["manifest"])
+    return out
+
+
+def stored_files(folder: Path) -> dict[str, bytes]:
+    """The files the snapshot folder holds (FORMAT 1: those in its manifest; FORMAT 2: snapshot.json and extras)."""
+    folder = Path(folder)
+    names = [SNAPSHOT_FILE] if snapshot_format(folder) == FORMAT else [MANIFEST_FILE]
+    return {n: (folder / n).read_bytes() for n in [*names, *load_manifest(folder).get("files", {})]}
+
+
+def _check_files(folder: Path, listed: Mapping[str, Any], own: str) -> list[str]:
+    """Missing, extra or changed files against the manifest's ``files`` (``own``: the manifest's own file)."""
     problems = []
     present = {p.name for p in folder.iterdir() if p.is_file()}
-    for name in sorted(present - set(listed) - {MANIFEST_FILE}):
+    for name in sorted(present - set(listed) - {own}):
         problems.append(f"{folder.name}/{name}: not in the manifest")
     for name, entry in sorted(listed.items()):
-        p = folder / name
         if name not in present:
             problems.append(f"{folder.name}/{name}: missing")
             continue
-        data = p.read_bytes()
+        data = (folder / name).read_bytes()
         if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             problems.append(f"{folder.name}/{name}: content differs from the manifest (sha256)")
         elif name.endswith(".parquet") and entry.get("rows") is not None:
@@ -441,20 +510,54 @@ def verify(folder: Path) -> list[str]:
     return problems
 
 
+def verify(folder: Path) -> list[str]:
+    """Problems with a snapshot folder: missing, extra or changed files (empty list = intact)."""
+    folder = Path(folder)
+    if snapshot_format(folder) == 1:
+        try:
+            listed = load_manifest(folder)["files"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return [f"{folder}: manifest unreadable: {exc}"]
+        return _check_files(folder, listed, MANIFEST_FILE)
+    here = f"{folder.name}/{SNAPSHOT_FILE}"
+    try:
+        data = (folder / SNAPSHOT_FILE).read_bytes()
+        doc = json.loads(data)
+        listed, embedded, kept = doc["manifest"]["files"], doc["manifest"]["embedded"], doc["tables"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{here}: unreadable: {exc}"]
+    problems = []
+    if doc.get("sha256") != _digest(doc) or _dump_json(doc) != data:
+        problems.append(f"{here}: content differs from its sha256")
+    problems += _check_files(folder, listed, SNAPSHOT_FILE)
+    try:
+        rebuilt = output_files({name: tablejson.decode(t) for name, t in kept.items()})
+    except (tablejson.TableJsonError, SnapshotError, AttributeError) as exc:
+        return problems + [f"{here}: kept tables unreadable: {exc}"]
+    for name in sorted(set(rebuilt) | set(embedded)):
+        if name not in embedded or name not in rebuilt or _entry(rebuilt[name]) != {
+                k: embedded[name].get(k) for k in ("sha256", "bytes")}:
+            problems.append(f"{here}: kept table output {name} differs from the manifest (sha256)")
+    return problems
+
 
 def check_outputs(folder: Path, outputs: Mapping[str, bytes]) -> list[str]:
     """Problems comparing regenerated ``outputs`` (name -> bytes) with the sha256 the manifest recorded."""
     manifest = load_manifest(folder)
-    listed = {**manifest.get("files", {}), **manifest.get("recomputed", {})}
+    if snapshot_format(folder) == 1:
+        tables = {n: e for n, e in {**manifest.get("files", {}), **manifest.get("recomputed", {})}.items()
+                  if n != META_FILE}
+    else:
+        tables = {**manifest.get("embedded", {}), **manifest.get("recomputed", {})}
     problems = []
     for name, data in sorted(outputs.items()):
-        entry = listed.get(name)
+        entry = tables.get(name)
         if entry is None:
             problems.append(f"{Path(folder).name}/{name}: regenerated, but not in the manifest")
         elif hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             problems.append(f"{Path(folder).name}/{name}: regenerated from the history, sha256 differs from the "
                             "manifest's")
-    for name in sorted(set(listed) - set(outputs) - {META_FILE} - set(manifest.get("extra_files", []))):
+    for name in sorted(set(tables) - set(outputs)):
         problems.append(f"{Path(folder).name}/{name}: in the manifest, not regenerated")
     return problems
 

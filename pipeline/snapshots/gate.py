@@ -143,14 +143,15 @@ def publish(snapshots_root: Path, asset_id: str, taken_at, tables: Mapping[str, 
     """Gate a candidate against the asset's previous snapshot; write it only if it passes.
 
     A held-back candidate is not written, so the next run still compares with
-    the last good snapshot.
+    the last good snapshot. ``extra_files`` go beside it (:func:`~pipeline.snapshots.files.write_snapshot`).
     """
     previous = latest_snapshot(snapshots_root, asset_id, before=taken_at)
     candidate = summarize(tables, meta, asset_id=asset_id, taken_at=utc(taken_at).replace(second=0, microsecond=0))
     problems = gate(previous, candidate, limits=limits, asset_id=asset_id)
     if problems:
         return Published(None, previous, problems)
-    return Published(write_snapshot(snapshots_root, asset_id, taken_at, tables, meta, extra_files), previous, [])
+    return Published(write_snapshot(snapshots_root, asset_id, taken_at, tables, meta, extra_files=extra_files),
+                     previous, [])
 
 
 def gate_missing(snapshots_root: Path, built: Iterable[str], asset_ids: Iterable[str]) -> list[str]:

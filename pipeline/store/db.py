@@ -1,9 +1,10 @@
 """The DuckDB store: schema, transactional idempotent loads, named queries.
 
 All SQL lives in ``sql/``: ``schema/`` (one object per file, applied in order),
-``load/<table>.sql`` (one upsert per table) and ``queries/<name>.sql``
-(parameterised with ``$name`` placeholders). Table and query names are checked
-against the files that exist, so no caller-supplied string reaches SQL text.
+``templates/`` (statements every table shares, filled by :mod:`pipeline.store.tables`
+from its one table list) and ``queries/<name>.sql`` (parameterised with ``$name``
+placeholders). Table and query names are checked against that list and the files
+that exist, so no caller-supplied string reaches SQL text.
 """
 
 from __future__ import annotations
@@ -18,17 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import paths
+from pipeline.store import tables
 
-TABLES = (
-    "raw_candles",
-    "raw_open_interest",
-    "raw_funding",
-    "raw_liquidations",
-    "raw_source_runs",
-    "raw_fx_rates",
-)
-# Tables derived from the raw ones (rebuilt, never exported): open gaps and quarantined prints.
-DERIVED = ("raw_gaps", "raw_quarantine")
+TABLES = tables.RAW
+DERIVED = tables.DERIVED
 
 
 @lru_cache(maxsize=None)
@@ -97,7 +91,7 @@ class Store:
         self.con.close()
 
     def ensure_schema(self) -> None:
-        for f in sorted((paths.SQL_DIR / "schema").glob("*.sql")):
+        for f in tables.schema_files():
             self.con.execute(f.read_text(encoding="utf-8")).fetchall()
 
     def _prep_views(self) -> None:
@@ -116,14 +110,14 @@ class Store:
             rows = pa.table(rows)
         if rows.num_rows == 0:
             return LoadResult(table, 0, 0, 0)
-        keys = self._key_columns(table)
+        keys = tables.key(table)
         self.con.begin()
         try:
             self.con.register("staging", rows)
             # Count key matches before writing so the result says what changed.
             existing = self._count_existing(table, keys)
             before = self.count(table)
-            self.con.execute(sql("load", table)).fetchall()
+            self.con.execute(tables.statement("upsert", table)).fetchall()
             after = self.count(table)
             self.con.unregister("staging")
             self.con.commit()
@@ -143,7 +137,7 @@ class Store:
         if isinstance(rows, dict):
             rows = pa.table(rows)
         with self._staged("staging", rows):
-            self.con.execute(sql("load", table)).fetchall()
+            self.con.execute(tables.statement("replace_all", table)).fetchall()
 
     @contextmanager
     def _staged(self, name: str, rows: pa.Table):
@@ -176,6 +170,7 @@ class Store:
         return self.con.execute("SELECT count(*) FROM raw_quarantine").fetchall()[0][0]
 
     def _key_columns(self, table: str) -> list[str]:
+        """The primary key as this database declares it (tests compare it with :func:`tables.key`)."""
         cols = self.con.execute(
             "SELECT constraint_column_names FROM duckdb_constraints() "
             "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
@@ -183,10 +178,10 @@ class Store:
         ).fetchall()[0]
         return list(cols[0])
 
-    def _count_existing(self, table: str, keys: list[str]) -> int:
-        # Identifiers come from duckdb's own catalogue and TABLES, never from input.
-        on = " AND ".join(f's."{k}" = t."{k}"' for k in keys)
-        return self.con.execute(f'SELECT count(*) FROM staging s JOIN "{table}" t ON {on}').fetchall()[0][0]
+    def _count_existing(self, table: str, keys) -> int:
+        # Identifiers come from the table list and DuckDB's own catalogue, never from input.
+        on = " AND ".join(f"s.{tables.ident(k)} = t.{tables.ident(k)}" for k in keys)
+        return self.con.execute(f"SELECT count(*) FROM staging s JOIN {tables.ident(table)} t ON {on}").fetchall()[0][0]
 
     def count(self, table: str) -> int:
         if table not in TABLES + DERIVED:

@@ -11,6 +11,6 @@ WITH hist AS (
     )
     QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _rank DESC) = 1
 )
-SELECT {columns} FROM "{table}"
+SELECT {columns} FROM {table}
 EXCEPT
 SELECT * FROM hist

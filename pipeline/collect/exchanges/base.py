@@ -25,6 +25,7 @@ import pyarrow as pa
 from pipeline import settings
 from pipeline.collect.errors import BadPayload, raise_api_error
 from pipeline.collect.http import HttpClient, Limit
+from pipeline.store import tables
 from pipeline.timeutil import dt_to_ms, ms_to_dt, parse_iso_ms
 
 INTERVAL_S = 300  # every live collector stores 5-minute candles
@@ -40,37 +41,15 @@ _MIN_MS = 1_262_304_000_000  # 2010-01-01: anything earlier is not a crypto perp
 # a stored future row would hold back its series (runs continue from the newest row).
 MAX_AHEAD_MS = INTERVAL_MS
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "raw_candles": pa.schema([
-        ("exchange", pa.string()), ("instrument", pa.string()), ("interval_s", pa.int32()),
-        ("ts", pa.timestamp("us")), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-        ("close", pa.float64()), ("volume", pa.float64()), ("taker_buy_volume", pa.float64()),
-        ("quote", pa.string()),
-    ]),
-    "raw_open_interest": pa.schema([
-        ("exchange", pa.string()), ("instrument", pa.string()), ("ts", pa.timestamp("us")),
-        ("oi_base", pa.float64()), ("oi_usd", pa.float64()),
-    ]),
-    "raw_funding": pa.schema([
-        ("exchange", pa.string()), ("instrument", pa.string()), ("ts", pa.timestamp("us")), ("rate", pa.float64()),
-    ]),
-    "raw_liquidations": pa.schema([
-        ("exchange", pa.string()), ("instrument", pa.string()), ("ts", pa.timestamp("us")), ("side", pa.string()),
-        ("price", pa.float64()), ("size_base", pa.float64()), ("notional_usd", pa.float64()),
-    ]),
-}
-KEYS = {
-    "raw_candles": ("ts",),
-    "raw_open_interest": ("ts",),
-    "raw_funding": ("ts",),
-    "raw_liquidations": ("ts", "side", "price", "size_base"),
-}
 DATASET_TABLE = {
     "candles": "raw_candles",
     "open_interest": "raw_open_interest",
     "funding": "raw_funding",
     "liquidations": "raw_liquidations",
 }
+# A batch's Arrow schema and the key of a row within its market: from the store's one table list (sql/schema).
+SCHEMAS: dict[str, pa.Schema] = {t: tables.arrow_schema(t) for t in DATASET_TABLE.values()}
+KEYS = {t: tables.market_key(t) for t in DATASET_TABLE.values()}
 
 
 class Reject(Exception):
