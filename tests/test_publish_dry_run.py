@@ -62,6 +62,8 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def _visible_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [] if src.name.startswith(".") else [src]
     if not src.is_dir():
         return []
     return [p for p in sorted(src.rglob("*"))
@@ -174,8 +176,9 @@ class Job:
         src, art = self.path(w["path"]), self.fill(w["name"])
         files = _visible_files(src)  # upload-artifact leaves hidden files out
         assert files or w.get("if-no-files-found") in ("ignore", "warn"), f"{job} / {name}: nothing to upload"
+        root = src if src.is_dir() else src.parent  # a single file lands at the artifact's root
         for f in files:
-            dst = self.actions.artifacts / art / f.relative_to(src)
+            dst = self.actions.artifacts / art / f.relative_to(root)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dst)  # artifacts keep content, not modes
 
@@ -241,7 +244,8 @@ def publish_run(actions: Actions, run: int, monkeypatch, capsys) -> dict:
     assert c.liqmap("collect", "Export the history", monkeypatch=mp) == 0
     exported = [ln.split(" ", 1)[1] for ln in capsys.readouterr().out.splitlines() if ln.startswith("changed ")]
     assert c.liqmap("collect", "Thin snapshots", monkeypatch=mp) == 0
-    c.upload("collect", "Upload the data directory")
+    for what in ("store", "history", "published snapshots"):
+        c.upload("collect", f"Upload the {what}")
     collected = counts_of(c.data)
     history = _digests(paths.data_paths(c.data).history)
 
@@ -250,7 +254,9 @@ def publish_run(actions: Actions, run: int, monkeypatch, capsys) -> dict:
     for i in SHARDS:
         b = actions.runner(f"{run}-build-{i}", checkout=False)
         b.values.update({"matrix.shard": i, "strategy.job-total": len(SHARDS), "needs.collect.outputs.site-url": site_url})
-        b.download("build", "Download the data directory")
+        b.download("build", "Download the store")
+        b.download("build", "Download the published snapshots")
+        assert not paths.data_paths(b.data).history.exists()  # a shard gets the store, not the history
         b.sh("build", "List the snapshots already published")
         rc = b.liqmap("build", "Build shard", monkeypatch=mp)
         assert rc == 0, capsys.readouterr().err
@@ -263,7 +269,7 @@ def publish_run(actions: Actions, run: int, monkeypatch, capsys) -> dict:
     # -- merge ------------------------------------------------------------------------------------
     m = actions.runner(f"{run}-merge", checkout=False)
     m.values["needs.collect.outputs.site-url"] = site_url
-    m.download("merge", "Download the data directory")
+    m.download("merge", "Download the published snapshots")
     m.download("merge", "Download the shards' snapshots")
     m.download("merge", "Download the shards' pages")
     assert m.liqmap("merge", "Merge the shards", monkeypatch=mp) == 0, capsys.readouterr().err
@@ -275,6 +281,7 @@ def publish_run(actions: Actions, run: int, monkeypatch, capsys) -> dict:
     s.sh("save-data", "Check out the data branch at the commit collect restored")
     s.sh("save-data", "Mirror the collected history and snapshots")
     s.download("save-data", "Lay the collected history over it")
+    s.download("save-data", "Add the published snapshots")
     s.download("save-data", "Add the shards' snapshots")
     saved = s.sh("save-data", "Commit history and snapshots")
     return {"site": site, "site_url": site_url, "data_sha": data_sha, "restored": restored, "collected": collected,

@@ -102,8 +102,10 @@ def test_publish_schedule_and_shape():
     [step] = [s for s in collect["steps"] if s.get("id") == "collect"]
     assert step.get("continue-on-error") is True  # every source failing still exports and saves the records
     assert collect["outputs"]["collected"] == "${{ steps.collect.outcome }}"
-    [data] = _uses(collect, "actions/upload-artifact")
-    assert data["with"]["name"] == "data" and "if" not in data
+    # Each later job gets only what it reads (the store, the history, the published snapshots), never all of it.
+    ups = {s["with"]["name"]: s["with"] for s in _uses(collect, "actions/upload-artifact")}
+    assert set(ups) == {"store", "history", "published-snapshots"}
+    assert ups["store"]["path"].endswith("/liqmap.duckdb") and ups["history"]["path"].endswith("/history")
 
     # build: a matrix of shards 1..N, each `liqmap build --shard I/N`; uploads even when held back.
     build = jobs["build"]
@@ -122,7 +124,7 @@ def test_publish_schedule_and_shape():
     merge = jobs["merge"]
     assert "build" in _needs(merge) and "if" not in merge  # runs only when every shard passed
     downloads = {s["with"].get("name") or s["with"]["pattern"]: s["with"] for s in _uses(merge, "actions/download-artifact")}
-    assert set(downloads) == {"data", "snapshots-*", "shard-*"}
+    assert set(downloads) == {"published-snapshots", "snapshots-*", "shard-*"}  # no store, no history
     assert downloads["snapshots-*"]["merge-multiple"] is True and downloads["shard-*"]["path"] == "build"
     assert "merge-multiple" not in downloads["shard-*"]  # build/shard-1 ... build/shard-N stay apart
     assert any(re.search(r"liqmap build --merge build/shard-\*", r) for r in _step_runs(merge))
@@ -137,7 +139,7 @@ def test_publish_schedule_and_shape():
     assert "!cancelled()" in save["if"] and "needs.collect.result == 'success'" in save["if"]
     assert any("scripts/data-branch save" in r for r in _step_runs(save))
     assert {s["with"].get("name") or s["with"]["pattern"] for s in _uses(save, "actions/download-artifact")} == \
-        {"data", "snapshots-*"}
+        {"history", "published-snapshots", "snapshots-*"}  # no store: scripts/data-branch refuses DuckDB files
 
     # deploy: only after the merge (every shard passed) and the saved history.
     deploy = jobs["deploy"]
