@@ -9,10 +9,9 @@ import datetime as dt
 import pytest
 import yaml
 from replay import series as S
-from replay.harness import factory
-from replay.server import ReplayServer
+from replay.harness import as_every_exchange
 
-from pipeline import cli, paths, settings
+from pipeline import cli, paths
 from pipeline.store import compaction, history
 from pipeline.store.db import Store
 
@@ -22,16 +21,9 @@ NOW = S.ORIGIN_MS + 40 * 86_400_000
 @pytest.fixture
 def replay(monkeypatch):
     import pipeline.collect.backfill as backfill_mod
-    import pipeline.collect.live as live
 
-    with ReplayServer(now_ms=NOW) as srv:
-        for k, v in srv.env().items():
-            monkeypatch.setenv(k, v)
-        settings.get.cache_clear()
-        monkeypatch.setattr(live.time, "time", lambda: srv.now_ms / 1000)
-        monkeypatch.setattr(backfill_mod, "ClientFactory", lambda: factory())
+    with as_every_exchange(monkeypatch, NOW, backfill_mod) as srv:
         yield srv
-    settings.get.cache_clear()
 
 
 def _days(data) -> list[dt.date]:

@@ -32,10 +32,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from replay import series as S
-from replay.harness import counts, factory
-from replay.server import ReplayServer
+from replay.harness import as_every_exchange, counts
 
-from pipeline import cli, paths, settings
+from pipeline import cli, paths
 from pipeline.snapshots import files as snapshot
 from pipeline.store.db import Store
 
@@ -205,15 +204,8 @@ def replay(monkeypatch):
     """The replay server as every exchange, its clock the collectors' clock."""
     import pipeline.collect.live as collect_mod
 
-    with ReplayServer(now_ms=NOW) as srv:
-        for k, v in srv.env().items():
-            monkeypatch.setenv(k, v)
-        settings.get.cache_clear()
-        monkeypatch.setattr(collect_mod.time, "time", lambda: srv.now_ms / 1000)
-        # No rate-limit budgets against loopback (they are tested in test_http).
-        monkeypatch.setattr(collect_mod, "ClientFactory", lambda: factory())
+    with as_every_exchange(monkeypatch, NOW, collect_mod) as srv:
         yield srv
-    settings.get.cache_clear()
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline import settings
 from pipeline.collect.http import ClientFactory, RetryPolicy
 from pipeline.store.db import Store
 
@@ -58,3 +61,24 @@ def registry_for_tests():
     from pipeline import registry
 
     return registry.parse(REGISTRY_YAML, source="test-assets.yaml")
+
+
+@contextmanager
+def as_every_exchange(monkeypatch, now_ms: int, *collectors) -> Iterator:
+    """The replay server as every exchange (``LIQMAP_*_BASE_URL``), its clock the collectors' clock, and
+    ``collectors`` (modules that make a ``ClientFactory``) given the fast, budget-free one."""
+    import time
+
+    from replay.server import ReplayServer
+
+    with ReplayServer(now_ms=now_ms) as srv:
+        for k, v in srv.env().items():
+            monkeypatch.setenv(k, v)
+        settings.get.cache_clear()
+        monkeypatch.setattr(time, "time", lambda: srv.now_ms / 1000)
+        for mod in collectors:
+            monkeypatch.setattr(mod, "ClientFactory", lambda: factory())
+        try:
+            yield srv
+        finally:
+            settings.get.cache_clear()
