@@ -59,8 +59,8 @@ def fill(data_dir: Path, days: int, seed: int = 0) -> dict[str, int]:
     import pyarrow as pa
 
     from pipeline import registry
+    from pipeline.collect.exchanges import venues as exchange_classes
     from pipeline.collect.exchanges.base import SCHEMAS
-    from pipeline.collect.exchanges.base import registry as exchange_classes
     from pipeline.collect.report import SourceOutcome, new_run_id
     from pipeline.store.db import open_store
 
