@@ -336,13 +336,15 @@ def _reference_counts(exc_ref, scale_ref, block_ref, ev, j_case, z_case, hours, 
     hits = np.zeros((n, d), np.int64)
     tot = np.zeros((n, d), np.int64)
     z = z_case - _EPS
-    order = np.lexsort((u[elig], block_ref[elig]))
+    # above[k, b]: how many of block b's excursions are at or after position k of all of them sorted
+    # ascending, so the count of block b's excursions >= z is above[(how many are < z), b].
+    order = np.argsort(u[elig], kind="stable")
     ue, be = u[elig][order], block_ref[elig][order]
-    bounds = np.searchsorted(be, np.arange(d + 1))
-    for b in range(d):
-        seg = ue[bounds[b]:bounds[b + 1]]
-        tot[:, b] = seg.size
-        hits[:, b] = seg.size - np.searchsorted(seg, z, side="left")
+    above = np.zeros((ue.size + 1, d), np.int64)
+    above[np.arange(ue.size), be] = 1
+    above = np.cumsum(above[::-1], axis=0)[::-1]
+    tot[:] = above[0]
+    hits[:] = above[np.searchsorted(ue, z, side="left")]
     H = int(hours) * HOUR_MS
     lo = np.searchsorted(ev, ev[j_case] - H, side="right")
     hi = np.searchsorted(ev, ev[j_case] + H, side="left")
