@@ -21,6 +21,15 @@ own subprocesses, so a peak RSS belongs to one build of one size; each repeat
 builds from a fresh copy of the filled store (a previous build's snapshots would
 otherwise change the work). Times are medians over repeats, RSS the maximum.
 
+The per-asset jobs (read, model, charts, backtest) run in a pool of worker processes
+when there is more than one CPU (``steps/compute.py``; ``LIQMAP_BUILD_WORKERS=1``
+runs them in the build process). Then ``model``, ``charts`` and ``backtest`` are
+summed over the workers (so ``bt %`` can pass 100), ``compute`` is their wall time,
+``RSS MB`` is the build process's peak and ``wrk MB`` the largest peak of one worker
+(the workers run at the same time: their sum bounds the memory in use). ``cpu s`` is
+the CPU time of the build, its workers and its MkDocs run (user + system): on a
+machine shared with other work it moves less than wall time does.
+
 Usage: .venv/bin/python bench/bench_build.py [--days 7,30,90] [--repeats 1] [--json FILE]
 """
 
@@ -43,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 CANDLE_MS = 300_000
 HOUR_MS = 3_600_000
-PHASES = ("load", "model", "backtest", "charts", "snapshots", "pages", "mkdocs", "total")
+PHASES = ("load", "model", "charts", "backtest", "compute", "snapshots", "pages", "mkdocs", "total")
 # Rough present-day magnitudes; an asset missing here (the registry grew) gets the fallbacks.
 PRICE = {"btc": 90_000.0, "eth": 3_000.0, "sol": 150.0, "xrp": 2.0}
 SIGMA = {"btc": 0.0012, "eth": 0.0016, "sol": 0.0022, "xrp": 0.0022}  # sd of 5-minute log returns
@@ -59,8 +68,8 @@ def fill(data_dir: Path, days: int, seed: int = 0) -> dict[str, int]:
     import pyarrow as pa
 
     from pipeline import registry
+    from pipeline.collect.exchanges import venues as exchange_classes
     from pipeline.collect.exchanges.base import SCHEMAS
-    from pipeline.collect.exchanges.base import registry as exchange_classes
     from pipeline.collect.report import SourceOutcome, new_run_id
     from pipeline.store.db import open_store
 
@@ -146,11 +155,15 @@ def build_once(work: Path) -> dict:
     t0 = time.perf_counter()
     report = build(work / "data", out=work / "site", docs=work / "docs", strict=True)
     wall = time.perf_counter() - t0
+    # CPU seconds of the build, its workers and MkDocs: less sensitive than wall time to other load.
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
     site_mb, site_files = _du(work / "site")
     snap_mb, snap_files = _du(work / "data" / "snapshots")
     return {
-        "timings": report.timings, "wall_s": wall,
+        "timings": report.timings, "wall_s": wall, "cpu_s": cpu,
         "rss_build_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers": report.workers, "rss_worker_mb": report.worker_rss_mb,
         "rss_mkdocs_mb": _mkdocs_rss_mb(work),
         "site_mb": site_mb, "site_files": site_files, "docs_mb": _du(work / "docs")[0],
         "snapshots_mb": snap_mb, "snapshot_files": snap_files,
@@ -183,6 +196,8 @@ def one_size(days: int, repeats: int) -> dict:
     return {
         "days": days, "rows": rows, "db_mb": db_mb, "fill_s": fill_s, "timings": med,
         "rss_build_mb": max(r["rss_build_mb"] for r in runs), "rss_mkdocs_mb": max(r["rss_mkdocs_mb"] for r in runs),
+        "workers": last["workers"], "rss_worker_mb": max(r["rss_worker_mb"] for r in runs),
+        "totals": [r["timings"]["total"] for r in runs], "cpu_s": statistics.median(r.get("cpu_s", 0) for r in runs),
         **{k: last[k] for k in ("site_mb", "site_files", "docs_mb", "snapshots_mb", "snapshot_files", "pages",
                                 "warnings", "held")},
     }
@@ -204,7 +219,8 @@ def main() -> int:
         return 0
 
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    cols = ("days", "candles", "fill s", *PHASES, "bt %", "RSS MB", "mkdocs MB", "site MB", "files", "snap MB")
+    cols = ("days", "candles", "fill s", *PHASES, "cpu s", "bt %", "RSS MB", "workers", "wrk MB", "mkdocs MB", "site MB",
+            "files", "snap MB")
     print(" ".join(f"{c:>9}" for c in cols), flush=True)
     results = []
     for days in (int(d) for d in a.days.split(",")):
@@ -212,7 +228,9 @@ def main() -> int:
         results.append(r)
         tm = r["timings"]
         cells = [days, r["rows"]["raw_candles"], f"{r['fill_s']:.1f}", *(f"{tm[k]:.1f}" for k in PHASES),
-                 f"{100 * tm['backtest'] / tm['total']:.0f}", f"{r['rss_build_mb']:.0f}", f"{r['rss_mkdocs_mb']:.0f}",
+                 f"{r['cpu_s']:.1f}",
+                 f"{100 * tm['backtest'] / tm['total']:.0f}", f"{r['rss_build_mb']:.0f}", r["workers"],
+                 f"{r['rss_worker_mb']:.0f}", f"{r['rss_mkdocs_mb']:.0f}",
                  f"{r['site_mb']:.1f}", r["site_files"], f"{r['snapshots_mb']:.1f}"]
         print(" ".join(f"{c:>9}" for c in cells), flush=True)
         for w in r["warnings"] + [f"held: {h}" for h in r["held"]]:

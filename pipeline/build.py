@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline import paths, registry
 from pipeline.render import contexts
 from pipeline.render.format import environment
-from pipeline.steps import charts, compute, pages, snapshots
+from pipeline.steps import compute, pages, snapshots
 from pipeline.steps import docs as docs_step
 from pipeline.steps.report import BuildReport
 
@@ -68,11 +68,8 @@ def build(
         results = {d["id"]: d["accuracy"] for d in summaries if d.get("accuracy")}
         views = [contexts.merged_view(reg, d) for d in summaries]
     else:
-        results = compute.run(reg, chosen, dp, strict, report)
-        tick = time.perf_counter()
         docs_step.prepare(docs_dir)
-        charts.run(list(report.assets.values()), docs_dir / "heatmaps")
-        report.timings["charts"] = time.perf_counter() - tick
+        results = compute.run(reg, chosen, dp, strict, report, heatmaps_dir=docs_dir / "heatmaps")
         snapshots.run(chosen, reg, dp, report)
         views = list(report.assets.values())
 

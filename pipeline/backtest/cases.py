@@ -333,16 +333,17 @@ def _reference_counts(exc_ref, scale_ref, block_ref, ev, j_case, z_case, hours, 
     u = exc_ref / scale_ref
     elig = np.isfinite(u) & (block_ref >= 0)
     n = j_case.size
-    hits = np.zeros((n, d), np.int64)
-    tot = np.zeros((n, d), np.int64)
     z = z_case - _EPS
-    order = np.lexsort((u[elig], block_ref[elig]))
+    # above[k, b]: how many of block b's excursions are at or after position k of all of them sorted
+    # ascending, so the count of block b's excursions >= z is above[(how many are < z), b].
+    order = np.argsort(u[elig], kind="stable")
     ue, be = u[elig][order], block_ref[elig][order]
-    bounds = np.searchsorted(be, np.arange(d + 1))
-    for b in range(d):
-        seg = ue[bounds[b]:bounds[b + 1]]
-        tot[:, b] = seg.size
-        hits[:, b] = seg.size - np.searchsorted(seg, z, side="left")
+    ct = np.uint16 if ue.size < 2**16 else np.int64  # no count can pass the number of reference points
+    above = np.zeros((ue.size + 1, d), ct)
+    above[np.arange(ue.size), be] = 1
+    above = np.cumsum(above[::-1], axis=0, dtype=ct)[::-1]
+    tot = np.repeat(above[:1], n, axis=0)
+    hits = above[np.searchsorted(ue, z, side="left")]
     H = int(hours) * HOUR_MS
     lo = np.searchsorted(ev, ev[j_case] - H, side="right")
     hi = np.searchsorted(ev, ev[j_case] + H, side="left")
@@ -360,9 +361,10 @@ def _reference_counts(exc_ref, scale_ref, block_ref, ev, j_case, z_case, hours, 
             col = own + off
             ok = (col >= 0) & (col < d)
             at = nb_blk == col[:, None]
-            hits[rows[ok], col[ok]] -= (nb_hit & at).sum(1)[ok]
-            tot[rows[ok], col[ok]] -= (nb_el & at).sum(1)[ok]
-    return hits.astype(np.uint16), tot.astype(np.uint16)
+            # A subset of what was counted there: the counts stay >= 0.
+            hits[rows[ok], col[ok]] -= (nb_hit & at).sum(1)[ok].astype(ct)
+            tot[rows[ok], col[ok]] -= (nb_el & at).sum(1)[ok].astype(ct)
+    return hits.astype(np.uint16, copy=False), tot.astype(np.uint16, copy=False)
 
 
 def evaluate(

@@ -60,9 +60,21 @@ def bootstrap_lift(hits: np.ndarray, cases: np.ndarray, ref_hits: np.ndarray, re
     w = weights
     num = w @ hits
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = (w @ ref_hits.T) / (w @ ref_n.T)  # (boot, blocks): baseline rate of block b's cases
+        share = _count_product(w, ref_hits) / _count_product(w, ref_n)  # (boot, blocks): baseline rate of block b's cases
         expected = np.nansum(w * cases[None, :] * share, axis=1)
         return np.where(expected > 0, num / expected, np.nan)
+
+
+def _count_product(w: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``w @ counts.T`` for whole-number weights and counts, exactly.
+
+    Every product and partial sum is a whole number no larger than the result, at most
+    (largest row sum of ``w``) x (largest count); below 2**24 float32 holds them all
+    exactly, so the float32 product (about 2.5x faster) equals the float64 one to the bit.
+    """
+    if counts.size and w.size and counts.min() >= 0 and float(w.sum(1).max()) * float(counts.max()) < 2**24:
+        return (w.astype(np.float32) @ counts.T.astype(np.float32)).astype(float)
+    return w @ counts.T
 
 
 def percentile_ci(reps: np.ndarray) -> tuple[float, float]:

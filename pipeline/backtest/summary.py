@@ -40,12 +40,14 @@ class Agg:
         return int(self.cases.sum())
 
 
-def aggregate(cases: Cases, horizon_h: int) -> Agg:
+def aggregate(cases: Cases, horizon_h: int, within: np.ndarray | None = None) -> Agg:
+    """Block sums of the cases at ``horizon_h`` (of those where ``within`` is True, if given: the same
+    as aggregating ``cases.select(within)``, without copying the per-case reference counts)."""
     hs = tuple(cases.meta.get("horizons_h", ()))
     h = hs.index(horizon_h) if horizon_h in hs else None
     d = int(cases.meta["n_blocks"][h]) if h is not None else 0
     bh = float(cases.meta["block_h"][h]) if h is not None and cases.meta.get("block_h") else float("nan")
-    idx = np.flatnonzero(cases.horizon_h == horizon_h)
+    idx = np.flatnonzero(cases.horizon_h == horizon_h if within is None else (cases.horizon_h == horizon_h) & within)
     b = cases.block[idx]
     ref_h = np.zeros((d, d))
     ref_n = np.zeros((d, d))
@@ -53,20 +55,24 @@ def aggregate(cases: Cases, horizon_h: int) -> Agg:
         idx = idx[np.argsort(b, kind="stable")]
         b = cases.block[idx]
         used = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-        ref_h[b[used]] = np.add.reduceat(cases.ref_hits[idx, :d], used, axis=0, dtype=np.int64)
-        ref_n[b[used]] = np.add.reduceat(cases.ref_n[idx, :d], used, axis=0, dtype=np.int64)
+        # uint16 counts summed in uint32 (exact below 65,537 cases; about twice as fast as int64).
+        acc = np.uint32 if idx.size < 65_537 else np.int64
+        ref_h[b[used]] = np.add.reduceat(cases.ref_hits[idx, :d], used, axis=0, dtype=acc)
+        ref_n[b[used]] = np.add.reduceat(cases.ref_n[idx, :d], used, axis=0, dtype=acc)
     return Agg(int(horizon_h), bh, np.bincount(b, weights=cases.hit[idx].astype(float), minlength=d)[:d],
                np.bincount(b, minlength=d)[:d].astype(float), ref_h, ref_n,
                float(np.nansum(cases.baseline[idx])), cases.near_pct[idx], cases.width_pct[idx])
 
 
-def rate_row(group: "Cases | Agg", *, horizon_h: int, min_cases: int = MIN_CASES, **labels) -> dict:
+def rate_row(group: "Cases | Agg", *, horizon_h: int, min_cases: int = MIN_CASES, within: np.ndarray | None = None,
+             **labels) -> dict:
     """Hit rate vs baseline for one group, with block-bootstrap 95 % intervals; skipped if too few cases.
 
     The row's private ``_reps`` (bootstrap replicates of the lift) lets callers compare two
-    groups resampled with the same blocks (model vs placebo vs naive).
+    groups resampled with the same blocks (model vs placebo vs naive). ``within``: only the
+    cases of ``group`` (a ``Cases``) where it is True, as ``group.select(within)`` without the copy.
     """
-    agg = group if isinstance(group, Agg) else aggregate(group, horizon_h)
+    agg = group if isinstance(group, Agg) else aggregate(group, horizon_h, within)
     n = agg.n
     row: dict[str, Any] = {"horizon_h": int(horizon_h), **labels, "cases": n}
     if n == 0:
@@ -120,7 +126,7 @@ def summarize(cases: Cases, *, min_cases: int = MIN_CASES, horizons_h: Sequence[
     for hours in sorted(set(cases.horizon_h.tolist()) | set(horizons_h or ())):
         for name, m in (("above", cases.side == ABOVE), ("below", cases.side == BELOW),
                         ("both", np.ones(len(cases), bool))):
-            out.append(rate_row(cases.select(m), horizon_h=hours, min_cases=min_cases, side=name))
+            out.append(rate_row(cases, horizon_h=hours, min_cases=min_cases, within=m, side=name))
     return out
 
 
@@ -133,7 +139,7 @@ def by_confluence(
     for hours in sorted(set(cases.horizon_h.tolist())):
         for name, lo, hi in buckets:
             m = (cases.confluence >= lo) & (cases.confluence < hi)
-            out.append(rate_row(cases.select(m), horizon_h=hours, min_cases=min_cases, confluence=name))
+            out.append(rate_row(cases, horizon_h=hours, min_cases=min_cases, within=m, confluence=name))
     return out
 
 
@@ -142,5 +148,5 @@ def by_rank(cases: Cases, *, min_cases: int = MIN_CASES) -> list[dict]:
     out = []
     for hours in sorted(set(cases.horizon_h.tolist())):
         for r in sorted(set(cases.rank.tolist())):
-            out.append(rate_row(cases.select(cases.rank == r), horizon_h=hours, min_cases=min_cases, rank=int(r)))
+            out.append(rate_row(cases, horizon_h=hours, min_cases=min_cases, within=cases.rank == r, rank=int(r)))
     return out

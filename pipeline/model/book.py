@@ -284,7 +284,10 @@ class ModelResult:
             return out.reshape(m, 2, k).transpose(1, 0, 2).copy()
         p = np.searchsorted(self.time_ms, ends, side="left") - 1  # last candle before each column end
         price = self.level_price
-        inside = (price >= edges[0]) & (price <= edges[-1])
+        # Levels dead by the first column or born after the last are never seen (js >= je below):
+        # dropping them first changes no sum, and most of a long history's levels are such.
+        inside = (self.level_death > p[0]) & (self.level_birth <= p[-1])
+        inside &= (price >= edges[0]) & (price <= edges[-1])
         b, d = self.level_birth[inside], self.level_death[inside]
         js = np.searchsorted(p, b, side="left")  # first column that sees the level
         je = np.searchsorted(p, d, side="left")  # first column after its death

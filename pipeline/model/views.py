@@ -209,6 +209,10 @@ def band_grid(result: book.ModelResult, ends: np.ndarray, edges: np.ndarray, lo:
     import copy
 
     keep = (result.level_leverage >= lo) & (result.level_leverage <= hi)
+    # Only levels alive at some column can show (as ModelResult.grid): the rest need not be copied.
+    p = np.searchsorted(result.time_ms, np.asarray(ends, np.int64), side="left") - 1
+    if p.size:
+        keep &= (result.level_death > p.min()) & (result.level_birth <= p.max())
     part = copy.copy(result)
     for name in ("level_birth", "level_death", "level_consumed", "level_side", "level_tier", "level_leverage", "level_price",
                  "level_notional0"):

@@ -11,7 +11,7 @@ from pipeline import registry
 from pipeline.backtest import market as bt
 from pipeline.backtest.predict import Settings
 from pipeline.backtest.variants import SCORE_TEXT
-from pipeline.markets import markets_for
+from pipeline.markets import MarketSeries, markets_for
 from pipeline.model import book
 from pipeline.model.params import ModelParams
 from pipeline.store import sample
@@ -64,17 +64,23 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
     multiply the cost by ~27) run on the market with the most evaluation points only.
     Loads the bundled sample first when the store is empty.
     """
-    settings = settings or Settings()
     if isinstance(asset, str):
         asset = registry_.get(asset)
     if not store.read_only:
         sample.load_if_empty(store)
     params = ModelParams.from_asset(asset, registry_.settings_for(asset))
+    series = [load_market(store, market) for market in markets_for(asset, stored_pairs(store))]
+    return run_for_series(asset, params, series, variants=variants, settings=settings)
+
+
+def run_for_series(asset: registry.Asset, params: ModelParams, series: list[MarketSeries], *,
+                   variants: bool = False, settings: Settings | None = None) -> dict:
+    """:func:`run_for_asset` on markets already read from the store (``store.series.load_market``)."""
+    settings = settings or Settings()
     out = _header(asset, params)
     best = None
-    for market in markets_for(asset, stored_pairs(store)):
-        s = load_market(store, market)
-        candles = s.candles
+    for s in series:
+        market, candles = s.market, s.candles
         if candles["time_ms"].size < 2:
             continue
         oi_usd = book.market_oi(candles, s.oi)

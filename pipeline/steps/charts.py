@@ -12,12 +12,17 @@ from pipeline.steps.docs import write_json
 
 def run(views: list[AssetView], heatmaps_dir: Path) -> None:
     for v in views:
-        if not v.has_data:
-            continue
-        folder = heatmaps_dir / v.asset.id
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, spec in asset_specs(v):
-            if isinstance(spec, bytes):  # the social-preview PNG
-                (folder / name).write_bytes(spec)
-            else:
-                write_json(folder / name, spec)
+        write_asset(v, heatmaps_dir)
+
+
+def write_asset(v: AssetView, heatmaps_dir: Path) -> None:
+    """One asset's charts into ``heatmaps_dir/<asset id>/`` (drops the view's map grids, see ``asset_specs``)."""
+    if not v.has_data:
+        return
+    folder = heatmaps_dir / v.asset.id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, spec in asset_specs(v):
+        if isinstance(spec, bytes):  # the social-preview PNG
+            (folder / name).write_bytes(spec)
+        else:
+            write_json(folder / name, spec)

@@ -13,7 +13,9 @@ class BuildReport:
     docs_dir: Path
     site_dir: Path
     pages: list[Path] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # with workers > 1, model/charts/backtest are summed
+    workers: int = 1  # processes the per-asset jobs ran in (steps/compute.py)
+    worker_rss_mb: float = 0.0  # with workers > 1: the largest peak RSS of one worker process
     warnings: list[str] = field(default_factory=list)
     assets: dict[str, AssetView] = field(default_factory=dict)
     # Gate problems: snapshots held back. The site is still built (to inspect), but
@@ -23,4 +25,5 @@ class BuildReport:
 
     def summary(self) -> str:
         t = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
-        return f"{len(self.pages)} pages -> {self.site_dir} ({t}); {len(self.warnings)} warning(s)"
+        w = f", {self.workers} workers" if self.workers > 1 else ""
+        return f"{len(self.pages)} pages -> {self.site_dir} ({t}{w}); {len(self.warnings)} warning(s)"

@@ -121,7 +121,14 @@ def _values_blob(g: np.ndarray) -> list:
         codes = codes.astype(np.uint16).T  # (k, m)
         delta = codes.copy()
         delta[:, 1:] = codes[:, 1:] - codes[:, :-1]  # wraps mod 2**16; undone by a cumulative sum
-        blob = base64.b64encode(zlib.compress(delta.astype("<u2").tobytes(), 9)).decode("ascii")
+        raw = delta.astype("<u2").tobytes()
+        # zlib level 6 first: level 9 searches its match chains to the end on these sparse codes
+        # (0.1 to 0.8 s per grid against 2 to 50 ms, for blobs about a fifth smaller). Level 9 is
+        # tried before a coarser step, so the step (the values shown) is the one level 9 chose.
+        blob = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+        if len(blob) <= VALUE_BUDGET:
+            break
+        blob = base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
         if len(blob) <= VALUE_BUDGET:
             break
     return [blob, vtop, step, offset]
