@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     from pipeline import registry
     from pipeline.backtest import market as bt
-    from pipeline.backtest.predict import Settings
+    from pipeline.backtest.predict import BacktestSettings
     from pipeline.model.params import ModelParams
 
     reg = registry.load()
@@ -73,11 +73,11 @@ def main(argv=None) -> int:
         times, vtimes = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            bt.backtest_market(candles, oi, params, settings=Settings(), timeframes_ms=tfs)
+            bt.backtest_market(candles, oi, params, settings=BacktestSettings(), timeframes_ms=tfs)
             times.append(time.perf_counter() - t0)
             if args.variants:
                 t0 = time.perf_counter()
-                bt.run_variants(candles, oi, params, settings=Settings())
+                bt.run_variants(candles, oi, params, settings=BacktestSettings())
                 vtimes.append(time.perf_counter() - t0)
         row = {"days": days, "candles": int(candles["time_ms"].size), "backtest_s": statistics.median(times),
                "runs_s": [round(x, 3) for x in times]}

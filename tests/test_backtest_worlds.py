@@ -89,13 +89,13 @@ def _btc_params():
 
 def test_lookahead_trap_future_spike_changes_nothing_before_it():
     from pipeline.backtest.market import backtest_market
-    from pipeline.backtest.predict import Settings
+    from pipeline.backtest.predict import BacktestSettings
 
     t, hi, lo, c, rng = regime_walk(12, 4)
     oi = 5e9 * np.exp(np.cumsum(rng.normal(0, 0.002, t.size)))
     params, tfs = _btc_params()
     candles = {"time_ms": t, "open": np.r_[c[0], c[:-1]], "high": hi, "low": lo, "close": c}
-    s = Settings(placebo_runs=1)
+    s = BacktestSettings(placebo_runs=1)
     base = backtest_market(candles, oi, params, settings=s, timeframes_ms=tfs)
     spike = int(t.size * 0.8)
     trap = dict(candles, high=hi.copy(), low=lo.copy())

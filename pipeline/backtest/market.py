@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.backtest.cases import ABOVE, HOUR_MS, ClusterSet, evaluate, price_paths
 from pipeline.backtest.nulls import matched_levels, placebo_oi
-from pipeline.backtest.predict import Settings, _evaluation_grid, _run_model, predict_clusters, window_clusters
+from pipeline.backtest.predict import BacktestSettings, _evaluation_grid, _run_model, predict_clusters, window_clusters
 from pipeline.backtest.realized import realized_comparison
 from pipeline.backtest.summary import aggregate, by_confluence, by_rank, rate_row, ratio_row, summarize
 from pipeline.backtest.variants import choose_variant, variant_params
@@ -18,7 +18,7 @@ from pipeline.backtest.variants import choose_variant, variant_params
 COMPARATORS = ("placebo", "swing", "round")
 
 
-def _model_cases(model, candles, oi_usd, params, ev, paths, settings: Settings):
+def _model_cases(model, candles, oi_usd, params, ev, paths, settings: BacktestSettings):
     res = _run_model(model, candles, oi_usd, params)
     clusters = predict_clusters(res, ev, paths.price, bins=settings.price_bins, span_pct=settings.span_pct,
                                 top=max(settings.top_k, 5))
@@ -59,7 +59,7 @@ def backtest_market(
     oi_usd: np.ndarray,
     params: Any,
     *,
-    settings: Settings = Settings(),
+    settings: BacktestSettings = BacktestSettings(),
     timeframes_ms: Mapping[str, int] | None = None,
     liquidations: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
@@ -194,7 +194,7 @@ def _same_clusters(a: ClusterSet, b: ClusterSet) -> float:
 
 
 def run_variants(
-    candles: Mapping[str, np.ndarray], oi_usd: np.ndarray, base_params: Any, *, settings: Settings = Settings(),
+    candles: Mapping[str, np.ndarray], oi_usd: np.ndarray, base_params: Any, *, settings: BacktestSettings = BacktestSettings(),
 ) -> dict:
     """Choose among :func:`variant_params` on the earlier half of the history; report on the later half.
 

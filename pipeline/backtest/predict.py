@@ -34,7 +34,7 @@ FINE_RATIO = 1.0 + 5e-5  # the fine lattice that window histograms are rebinned 
 
 
 @dataclass(frozen=True)
-class Settings:
+class BacktestSettings:
     """Backtest settings (shown on the accuracy page)."""
 
     horizons_h: tuple[int, ...] = HORIZONS_H
@@ -222,7 +222,7 @@ def window_clusters(
     return out
 
 
-def effective_step_h(time_ms: np.ndarray, settings: "Settings") -> float:
+def effective_step_h(time_ms: np.ndarray, settings: "BacktestSettings") -> float:
     """The evaluation step: ``settings.step_h``, widened to whole hours so that at most
     ``max_eval_points`` points cover the history."""
     t = np.asarray(time_ms, np.int64)
@@ -249,7 +249,7 @@ def _run_model(model, candles, oi_usd, params, sl=slice(None)):
     )
 
 
-def _evaluation_grid(candles: Mapping[str, np.ndarray], settings: Settings):
+def _evaluation_grid(candles: Mapping[str, np.ndarray], settings: BacktestSettings):
     """Candle times, candle interval, evaluation step (h), evaluation times and the price paths after them."""
     t = np.asarray(candles["time_ms"], np.int64)
     iv = candle_interval_ms(t)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline import paths
 from pipeline.backtest.cases import MIN_CASES
-from pipeline.backtest.predict import Settings
+from pipeline.backtest.predict import BacktestSettings
 from pipeline.commands import load_registry
 from pipeline.markets import markets_for
 
@@ -37,8 +37,8 @@ def configure(p) -> None:
                         "With several assets, FILE gets every asset under its id.")
     p.add_argument("--min-cases", type=int, default=MIN_CASES,
                    help=f"rows with fewer cases are reported as skipped (default {MIN_CASES})")
-    p.add_argument("--top-k", type=int, default=Settings.top_k, help="clusters scored per side (default 3)")
-    p.add_argument("--warmup-h", type=float, default=Settings.warmup_h,
+    p.add_argument("--top-k", type=int, default=BacktestSettings.top_k, help="clusters scored per side (default 3)")
+    p.add_argument("--warmup-h", type=float, default=BacktestSettings.warmup_h,
                    help="hours of history before the first evaluation point (default 6)")
 
 
@@ -157,7 +157,7 @@ def run(args) -> int:
     reg = load_registry()
     if reg is None:
         return 2
-    settings = Settings(min_cases=args.min_cases, top_k=args.top_k, warmup_h=args.warmup_h)
+    settings = BacktestSettings(min_cases=args.min_cases, top_k=args.top_k, warmup_h=args.warmup_h)
     if args.candles is not None:
         return _run_files(args, reg, settings)
     with open_store(args.data_dir) as store:

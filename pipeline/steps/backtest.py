@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline import registry
 from pipeline.backtest import market as bt
-from pipeline.backtest.predict import Settings
+from pipeline.backtest.predict import BacktestSettings
 from pipeline.backtest.variants import SCORE_TEXT
 from pipeline.markets import MarketSeries, markets_for
 from pipeline.model import book
@@ -41,9 +41,9 @@ def _header(asset: registry.Asset, params: ModelParams) -> dict[str, Any]:
 def run_for_arrays(asset: registry.Asset, params: ModelParams, candles: dict, oi_per_candle, *,
                    key: str, title: str, candles_from: str, oi_from: str, is_sample: bool = False,
                    liquidations: dict | None = None, variants: bool = False,
-                   settings: Settings | None = None) -> dict:
+                   settings: BacktestSettings | None = None) -> dict:
     """One market given as arrays (e.g. a user's files): the same JSON shape as :func:`run_for_asset`."""
-    settings = settings or Settings()
+    settings = settings or BacktestSettings()
     out = _header(asset, params)
     tfs = {tf: registry.TIMEFRAMES_MS[tf] for tf in asset.timeframes}
     res = bt.backtest_market(candles, oi_per_candle, params, settings=settings, timeframes_ms=tfs,
@@ -57,7 +57,7 @@ def run_for_arrays(asset: registry.Asset, params: ModelParams, candles: dict, oi
 
 
 def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | str, *,
-                  variants: bool = False, settings: Settings | None = None) -> dict:
+                  variants: bool = False, settings: BacktestSettings | None = None) -> dict:
     """Backtest every stored market of ``asset``; a JSON-ready dict.
 
     Variants (``variants=True``; ``liqmap backtest --variants``, not the site build: they
@@ -74,9 +74,9 @@ def run_for_asset(store, registry_: registry.Registry, asset: registry.Asset | s
 
 
 def run_for_series(asset: registry.Asset, params: ModelParams, series: list[MarketSeries], *,
-                   variants: bool = False, settings: Settings | None = None) -> dict:
+                   variants: bool = False, settings: BacktestSettings | None = None) -> dict:
     """:func:`run_for_asset` on markets already read from the store (``store.series.load_market``)."""
-    settings = settings or Settings()
+    settings = settings or BacktestSettings()
     out = _header(asset, params)
     best = None
     for s in series:
