@@ -49,24 +49,6 @@ def symmetric_clusters(paths, dist_pct, width_pct=0.1):
     return out
 
 
-# -- Wilson against published values (Newcombe 1998, Stat Med 17:857, table I) --
-@pytest.mark.parametrize(
-    "k,n,lo,hi",
-    [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (81, 263, 0.2553, 0.3662),
-     (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
-)
-def test_wilson_known_values(k, n, lo, hi):
-    got = stats.wilson(k, n)
-    assert got[0] == pytest.approx(lo, abs=5e-5)
-    assert got[1] == pytest.approx(hi, abs=5e-5)
-
-
-def test_wilson_edges():
-    assert all(math.isnan(x) for x in stats.wilson(0, 0))
-    lo, hi = stats.wilson(10, 10)
-    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=5e-5)
-
-
 # -- price paths: no look-ahead, horizons past the data skipped --
 def test_price_is_last_close_before_point_and_horizon_skip():
     close = np.linspace(100, 110, 12 * 30)  # 30 h of 5-minute candles

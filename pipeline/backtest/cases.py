@@ -102,16 +102,6 @@ class ClusterSet:
         s.rank = r[keep]
         return s
 
-    def to_lists(self, n_points: int) -> list[list[dict]]:
-        """Per point, the clusters as dicts (for tests and small consumers)."""
-        out: list[list[dict]] = [[] for _ in range(n_points)]
-        for i in range(len(self)):
-            out[int(self.point[i])].append({
-                "side": "short" if self.side[i] == ABOVE else "long", "price_low": float(self.price_low[i]),
-                "price_high": float(self.price_high[i]), "notional_usd": float(self.notional_usd[i]),
-                "rank": int(self.rank[i])})
-        return out
-
 
 def as_cluster_set(clusters) -> ClusterSet:
     return clusters if isinstance(clusters, ClusterSet) else ClusterSet.from_lists(clusters)

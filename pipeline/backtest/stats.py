@@ -1,4 +1,4 @@
-"""Statistics for the backtest: Wilson interval, block bootstrap of a lift, Pearson and Spearman correlation (pure)."""
+"""Statistics for the backtest: block bootstrap of a lift, Pearson and Spearman correlation (pure)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,6 @@ import numpy as np
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 N_BOOT = 1000
 MIN_BLOCKS = 5  # fewer independent blocks than this: no interval is given
-
-
-def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials (``k`` may be fractional).
-
-    Chosen over the normal (Wald) interval because it stays inside [0, 1] and
-    behaves at 0 or n successes, which happen often with few cases.
-    Returns (nan, nan) when ``n`` <= 0.
-    """
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = min(max(k / n, 0.0), 1.0)
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
-    # Exact bounds at the extremes (the formula gives them up to rounding).
-    return (0.0 if k <= 0 else lo, 1.0 if k >= n else hi)
 
 
 @functools.lru_cache(maxsize=64)

@@ -79,8 +79,3 @@ class CatchUp:
             out.append((*self.pending[key], "pending"))
         return out
 
-
-def stored_extent(store: Store) -> dict[tuple[str, str, str], int]:
-    """(exchange, instrument, dataset) -> last stored epoch ms."""
-    tbl = store.query("data_extent").to_pylist()
-    return {(r["exchange"], r["instrument"], r["dataset"]): int(r["last_ms"]) for r in tbl if r["last_ms"] is not None}

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from pipeline.markets import JPY_PER_USD
+from pipeline.model import levels
 from pipeline.model.views import AssetView
 from pipeline.render import archive, contexts
 from pipeline.render import format as fmt
@@ -67,8 +68,7 @@ def page_facts(v: AssetView, now: dt.datetime, docs_dir: Path | None = None) -> 
         parts.append(f"funding {fmt.rate(v.funding_8h)} per 8 h")
     facts["line"] = " · ".join(parts) + ("." if not v.sample else " (bundled sample, not live data).")
     ref = v.timeframes[0]
-    near = {side: min((c for c in ref.clusters if c.side == side), key=lambda c: abs(c.distance_pct), default=None)
-            for side in ("short", "long")}
+    near = {side: levels.nearest(ref.clusters, side) for side in ("short", "long")}
     desc = f"{v.asset.name} ({v.asset.symbol}) at {fmt.usd(v.price)}"
     if near["short"]:
         desc += f"; nearest short cluster {fmt.usd(near['short'].price_low, v.price)} ({fmt.money(near['short'].notional_usd)})"
